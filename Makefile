@@ -1,0 +1,126 @@
+# aim — build, test, install, benchmark.
+#
+#   make                 build every tool into bin/ (and the CUDA backend when nvcc is found)
+#   make check           build and run all tests
+#   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench           benchmarks against the references, side by side
+#   make fuzz            run every fuzz target longer (FUZZ_SECONDS, default 60)
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Optional parts are detected, reported and never required:
+#   CUDA (nvcc)  -> build/libaim-cuda.so, loaded at run time by the tools
+#   MPI (mpicc)  -> aim-train gains data-parallel training across processes
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+SAN ?= 0
+
+PKGS := libzstd libpng libjpeg jansson libarchive libzip openblas
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(PKG_LIBS),)
+$(error pkg-config could not find $(PKGS): run scripts/setup.sh first)
+endif
+
+ifeq ($(SAN),1)
+BUILD := build-san
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD := build
+OPT := -O2 -g -march=x86-64-v2 -mtune=native
+endif
+BIN := $(BUILD)/bin
+
+CFLAGS ?=
+CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -fopenmp -Icommon $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lm -ldl -lpthread
+LDFLAGS += -fopenmp $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+
+# --- optional MPI ------------------------------------------------------------
+MPICC := $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null) -DAIM_HAVE_MPI=1
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+endif
+
+# --- optional CUDA -----------------------------------------------------------
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_SRC := $(wildcard common/cuda/*.cu)
+ifneq ($(NVCC),)
+ifneq ($(CUDA_SRC),)
+CUDA_LIB := $(BUILD)/libaim-cuda.so
+endif
+endif
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Icommon -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+
+# --- sources -------------------------------------------------------------------
+COMMON_SRC := $(filter-out common/dist_mpi.c,$(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libaim.a
+TOOL_SRC := $(wildcard tools/*.c)
+TOOLS := $(TOOL_SRC:tools/%.c=$(BIN)/%)
+TEST_SRC := $(wildcard tests/unit/*.c)
+TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+MAN := $(wildcard man/*.1 man/*.5)
+
+ifneq ($(MPICC),)
+DIST_OBJ := $(BUILD)/common/dist_mpi.o
+DIST_LIBS := $(MPI_LIBS)
+endif
+
+.PHONY: all check bench fuzz install clean config
+all: config $(TOOLS) $(CUDA_LIB)
+
+config:
+	@echo "aim: CC=$(CC) SAN=$(SAN) MPI=$(if $(MPICC),yes,no) CUDA=$(if $(CUDA_LIB),yes ($(NVCC)),no)"
+
+$(BUILD)/common/%.o: common/%.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/common/dist_mpi.o: common/dist_mpi.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c -o $@ $<
+
+$(LIB): $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/%: tools/%.c $(LIB) $(DIST_OBJ) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(DIST_OBJ),-DAIM_HAVE_MPI=1) $(LDFLAGS) -o $@ $< $(DIST_OBJ) $(LIB) $(LDLIBS) $(DIST_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard common/*.h) $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/libaim-cuda.so: $(CUDA_SRC) $(wildcard common/*.h common/cuda/*.h common/cuda/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -shared -o $@ $(CUDA_SRC) -lcublas -lcublasLt
+
+check: all $(TESTS)
+	BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
+
+bench: all
+	BUILD=$(BUILD) bench/run.sh
+
+# Fuzz targets are built with clang's libFuzzer against the library sources.
+FUZZ_SECONDS ?= 60
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined -Icommon $(PKG_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS) -lm -ldl -lpthread
+fuzz-build: $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/lib/aim
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	for m in $(MAN); do case $$m in *.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/;; *.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/;; esac; done
+	$(if $(CUDA_LIB),install -m 755 $(CUDA_LIB) $(DESTDIR)$(PREFIX)/lib/aim/)
+
+clean:
+	rm -rf build build-san build-fuzz

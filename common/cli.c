@@ -1,0 +1,221 @@
+/* Shared program start: common options, messages, exits, progress. */
+#include "cli.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "version.h"
+
+aim_prog aim_self = {"aim", "", 0, 0, 0};
+
+/* Optional hook: the backend registry reports which compute backends exist
+ * (weak so tools without a model still link). */
+__attribute__((weak)) const char *aim_backend_describe(void) { return "cpu (OpenBLAS)"; }
+
+void aim_prog_init(const char *name, const char *usage)
+{
+	aim_self.name = name;
+	aim_self.usage = usage;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	aim_self.threads = n > 0 ? (int)n : 1;
+	const char *env = getenv("AIM_THREADS");
+	if (env && atoi(env) > 0)
+		aim_self.threads = atoi(env);
+	/* A closed pipe must surface as EPIPE from write(), which the stream
+	 * writer turns into a quiet end instead of death by signal. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void aim_apply_threads(void)
+{
+	openblas_set_num_threads(aim_self.threads);
+	omp_set_num_threads(aim_self.threads);
+}
+
+int aim_common_option(int c, const char *arg)
+{
+	switch (c) {
+	case AIM_OPT_HELP:
+		fputs(aim_self.usage, stdout);
+		exit(fflush(stdout) ? AIM_EXIT_FAILURE : AIM_EXIT_OK);
+	case AIM_OPT_VERSION:
+		printf("%s (aim) %s\nbackends: %s\n", aim_self.name, AIM_VERSION, aim_backend_describe());
+		exit(AIM_EXIT_OK);
+	case AIM_OPT_THREADS:
+		aim_self.threads = (int)aim_opt_int("--threads", arg, 1, 4096);
+		return 1;
+	case 'q':
+		aim_self.quiet = 1;
+		return 1;
+	case 'v':
+		aim_self.verbose++;
+		return 1;
+	case '?':
+	case ':':
+		/* getopt_long has printed the reason. */
+		fprintf(stderr, "Try '%s --help' for more information.\n", aim_self.name);
+		exit(AIM_EXIT_USAGE);
+	default:
+		aim_usage_error("unhandled option (internal error)");
+	}
+}
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: %s", aim_self.name, kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void aim_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void aim_info(const char *fmt, ...)
+{
+	if (aim_self.quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+_Noreturn void aim_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+	exit(AIM_EXIT_FAILURE);
+}
+
+_Noreturn void aim_die_status(int status)
+{
+	if (status == AIM_EPIPE)
+		exit(AIM_EXIT_OK); /* downstream has what it wanted */
+	fprintf(stderr, "%s: %s\n", aim_self.name, aim_errmsg());
+	exit(AIM_EXIT_FAILURE);
+}
+
+_Noreturn void aim_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", aim_self.name);
+	exit(AIM_EXIT_USAGE);
+}
+
+long long aim_opt_int(const char *opt, const char *arg, long long min, long long max)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end)
+		aim_usage_error("%s: '%s' is not an integer", opt, arg);
+	if (v < min || v > max)
+		aim_usage_error("%s: %lld is out of range [%lld, %lld]", opt, v, min, max);
+	return v;
+}
+
+double aim_opt_float(const char *opt, const char *arg, double min, double max)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (errno || end == arg || *end || !isfinite(v))
+		aim_usage_error("%s: '%s' is not a number", opt, arg);
+	if (v < min || v > max)
+		aim_usage_error("%s: %g is out of range [%g, %g]", opt, v, min, max);
+	return v;
+}
+
+void aim_opt_shard(const char *opt, const char *arg, int *i, int *n)
+{
+	char *end, *end2;
+	long a = strtol(arg, &end, 10);
+	if (end == arg || *end != '/')
+		aim_usage_error("%s: '%s' is not of the form i/n", opt, arg);
+	long b = strtol(end + 1, &end2, 10);
+	if (end2 == end + 1 || *end2 || b < 1 || a < 0 || a >= b || b > 1000000)
+		aim_usage_error("%s: '%s' needs 0 <= i < n", opt, arg);
+	*i = (int)a;
+	*n = (int)b;
+}
+
+int aim_opt_floats(const char *opt, const char *arg, double *out, int max)
+{
+	int n = 0;
+	const char *p = arg;
+	for (;;) {
+		char *end;
+		errno = 0;
+		double v = strtod(p, &end);
+		if (errno || end == p || (*end && *end != ',') || !isfinite(v))
+			aim_usage_error("%s: '%s' is not a comma-separated list of numbers", opt, arg);
+		if (n == max)
+			aim_usage_error("%s: at most %d values", opt, max);
+		out[n++] = v;
+		if (!*end)
+			return n;
+		p = end + 1;
+	}
+}
+
+double aim_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void aim_progress_start(aim_progress *p, double every)
+{
+	p->start = p->last = aim_now();
+	p->every = every > 0 ? every : 10;
+	p->tty = isatty(STDERR_FILENO);
+}
+
+void aim_progress_update(aim_progress *p, const char *fmt, ...)
+{
+	if (aim_self.quiet)
+		return;
+	double now = aim_now();
+	double every = p->tty ? 0.2 : p->every;
+	if (now - p->last < every)
+		return;
+	p->last = now;
+	va_list ap;
+	va_start(ap, fmt);
+	if (p->tty) {
+		fprintf(stderr, "\r\033[K%s: ", aim_self.name);
+		vfprintf(stderr, fmt, ap);
+	} else {
+		fprintf(stderr, "%s: ", aim_self.name);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+	fflush(stderr);
+}
+
+void aim_progress_end(aim_progress *p)
+{
+	if (p->tty && !aim_self.quiet)
+		fputs("\r\033[K", stderr);
+}
