@@ -25,7 +25,8 @@ endif
 
 ifeq ($(SAN),1)
 BUILD := build-san
-OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT := -O1 -g -fno-omit-frame-pointer $(SANFLAGS)
 else
 BUILD := build
 OPT := -O2 -g -march=x86-64-v2 -mtune=native
@@ -35,7 +36,7 @@ BIN := $(BUILD)/bin
 CFLAGS ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -fopenmp -Icommon $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lm -ldl -lpthread
-LDFLAGS += -fopenmp $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+LDFLAGS += -fopenmp $(SANFLAGS)
 
 # --- optional MPI ------------------------------------------------------------
 MPICC := $(shell command -v mpicc 2>/dev/null)

@@ -22,13 +22,14 @@ int aim_error(const char *fmt, ...)
 
 int aim_error_prefix(const char *fmt, ...)
 {
-	char prefix[512], old[sizeof msg];
+	char prefix[256], old[sizeof msg - 260];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof prefix, fmt, ap);
 	va_end(ap);
-	memcpy(old, msg, sizeof old);
-	snprintf(msg, sizeof msg, "%s: %s", prefix, old);
+	memcpy(old, msg, sizeof old - 1);
+	old[sizeof old - 1] = 0;
+	snprintf(msg, sizeof msg, "%.255s: %.760s", prefix, old);
 	return AIM_ERR;
 }
 

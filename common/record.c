@@ -332,7 +332,7 @@ int aim_record_data_len(const char *json, size_t json_len, uint64_t *data_len, c
 int aim_record_parse(aim_record *r, void *buf, size_t len, int take, const char *what)
 {
 	aim_record_clear(r);
-	uint64_t hlen, dlen;
+	uint64_t hlen = 0, dlen = 0;
 	if (len < 8) {
 		if (take)
 			free(buf);

@@ -182,8 +182,10 @@ static int pump(aim_reader *rd)
 			return aim_error("%s record %ld: corrupt zstd frame: %s", input_name(rd),
 					 rd->recno, ZSTD_getErrorName(ret));
 		rd->frame_open = ret != 0;
-		if (ret == 0) /* frame done, checksum verified */
+		if (ret == 0) { /* frame done, checksum verified: hand its records out first */
 			rd->out_ready = rd->out_len;
+			break;
+		}
 	}
 	rd->in_pos = ib.pos;
 	return 1;
