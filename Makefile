@@ -107,12 +107,20 @@ check: all $(TESTS)
 bench: all
 	BUILD=$(BUILD) bench/run.sh
 
-# Fuzz targets are built with clang's libFuzzer against the library sources.
+# Fuzz targets are built with clang's libFuzzer against the library,
+# compiled once more with coverage instrumentation.
 FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Wno-pass-failed -Icommon $(PKG_CFLAGS)
+FUZZ_OBJ := $(COMMON_SRC:%.c=build-fuzz/%.o)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
-	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined -Icommon $(PKG_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS) -lm -ldl -lpthread
+build-fuzz/common/%.o: common/%.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+build-fuzz/libaim.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libaim.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/libaim.a $(PKG_LIBS) -lm -ldl -lpthread
 fuzz-build: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
