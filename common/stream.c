@@ -200,8 +200,12 @@ static int take_record(aim_reader *rd, aim_record *r)
 	char what[600];
 	snprintf(what, sizeof what, "%s record %ld", input_name(rd), rd->recno);
 	uint64_t hlen, dlen;
-	if (aim_record_header_len(rd->out, &hlen, what))
+	if (aim_record_header_len(rd->out, &hlen, what)) {
+		if (rd->mode == MODE_RAW && rd->recno == 0)
+			return aim_error("%s: not an aim tensor stream (neither a zstd frame nor a "
+					 "safetensors header)", input_name(rd));
 		return AIM_ERR;
+	}
 	if (have < 8 + hlen)
 		return 0;
 	if (aim_record_data_len((const char *)rd->out + 8, hlen, &dlen, what))

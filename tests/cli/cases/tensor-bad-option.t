@@ -1,0 +1,3 @@
+cmd: aim-tensor --bogus
+exit: 2
+stderr: unrecognized option

@@ -1,0 +1,4 @@
+cmd: aim-tensor info nonexistent.aimt
+exit: 1
+stderr: nonexistent.aimt: No such file or directory
+stderr-lines: 1
