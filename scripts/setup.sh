@@ -1,18 +1,22 @@
 #!/bin/sh
-# Installs every Debian package that aim's build, tests, benchmarks and
-# demo need. Idempotent and quick when everything is present: apt-get runs
-# only for packages that are missing. Run as root (or through sudo).
+# Installs the Debian packages aim needs. Idempotent and quick when
+# everything is present: apt-get runs only for packages that are missing.
+# Run as root (or through sudo).
+#   scripts/setup.sh          everything: build, tests, references, benchmarks, demo
+#   scripts/setup.sh demo     only what the Fashion-MNIST demo needs (no PyTorch)
 set -eu
-PACKAGES="
-build-essential pkg-config make
+BUILD="build-essential pkg-config make
 libjpeg62-turbo-dev libpng-dev libzstd-dev libopenblas-dev
-libjansson-dev libarchive-dev libzip-dev
-clang libclang-rt-14-dev
-libopenmpi-dev openmpi-bin
-python3 python3-numpy python3-torch python3-torchvision python3-pil
-python3-faiss python3-zstandard
-dataset-fashion-mnist zstd
-"
+libjansson-dev libarchive-dev libzip-dev libopenmpi-dev openmpi-bin"
+DEMO="python3 dataset-fashion-mnist"
+TESTS="clang libclang-rt-14-dev zstd util-linux
+python3-numpy python3-torch python3-torchvision python3-pil
+python3-faiss python3-zstandard"
+case "${1:-all}" in
+demo) PACKAGES="$BUILD $DEMO" ;;
+all) PACKAGES="$BUILD $DEMO $TESTS" ;;
+*) echo "usage: scripts/setup.sh [all|demo]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
