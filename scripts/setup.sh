@@ -11,7 +11,7 @@ libjansson-dev libarchive-dev libzip-dev libopenmpi-dev openmpi-bin"
 DEMO="python3 dataset-fashion-mnist"
 TESTS="clang libclang-rt-14-dev zstd util-linux
 python3-numpy python3-torch python3-torchvision python3-pil
-python3-faiss python3-zstandard"
+python3-faiss python3-zstandard lomiri-wallpapers-16.04"
 case "${1:-all}" in
 demo) PACKAGES="$BUILD $DEMO" ;;
 all) PACKAGES="$BUILD $DEMO $TESTS" ;;

@@ -1,0 +1,436 @@
+#!/usr/bin/python3
+"""Reference for aim-patchify: Pillow 9.4 + torchvision 0.14.
+
+  patchify_ref.py gen DIR [odd]       write a test corpus (ImageFolder layout;
+                                      odd: only the odd sizes)
+  patchify_ref.py val STREAM S R P C...  check every sample of STREAM against
+                                      CenterCrop(S)(Resize(R, BICUBIC)(
+                                      Image.open(name).convert(mode)))
+  patchify_ref.py labels STREAM ROOT  ids, names and labels equal to
+                                      torchvision's ImageFolder(ROOT)
+  patchify_ref.py train STREAM LOG S P C   each sample equal to the logged
+                                      crop/flip/jitter applied with
+                                      torchvision's functional ops
+  patchify_ref.py same A B            two streams hold identical samples
+  patchify_ref.py count STREAM        number of samples and their ids
+  patchify_ref.py epochs STREAM N     epochs 0..N-1 each hold every id once,
+                                      in differing orders
+  patchify_ref.py gen-tar SRC OUT EXP WebDataset shards of SRC's images
+  patchify_ref.py labels-tar STREAM EXP   labels equal the shards' KEY.cls
+  patchify_ref.py cut SRC OUT         damaged copies (cut short, a byte flipped)
+  patchify_ref.py verdicts STREAM ERR FILE...  aim-patchify keeps exactly the
+                                      damaged files Pillow decodes
+
+The stream reader below is written from DESIGN.md alone (safetensors
+records, each a zstd frame) and shares no code with the C tools.
+Exit status 0 when everything matches, 1 with a message otherwise.
+"""
+import io
+import json
+import warnings
+import math
+import os
+import struct
+import sys
+import tarfile
+import zlib
+
+import numpy as np
+import zstandard
+from PIL import Image
+
+# torchvision is imported by the commands that use it (its import costs
+# seconds; the listing and counting commands need only numpy).
+
+# Pillow warns about palette transparency given as bytes; the pixels are what
+# we compare, the warning is noise here.
+warnings.filterwarnings("ignore", message="Palette images with Transparency")
+
+DTYPES = {"U8": np.uint8, "I64": np.int64, "F32": np.float32, "I32": np.int32}
+
+
+def read_stream(path):
+    data = open(path, "rb").read()
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        out = bytearray()
+        d = zstandard.ZstdDecompressor()
+        while data:
+            obj = d.decompressobj()
+            out += obj.decompress(data)
+            data = obj.unused_data
+        data = bytes(out)
+    pos, records = 0, []
+    while pos < len(data):
+        (n,) = struct.unpack_from("<Q", data, pos)
+        hdr = json.loads(data[pos + 8 : pos + 8 + n])
+        base = pos + 8 + n
+        meta = hdr.pop("__metadata__", {})
+        end = 0
+        tensors = {}
+        for name, v in hdr.items():
+            s, e = v["data_offsets"]
+            end = max(end, e)
+            tensors[name] = np.frombuffer(data[base + s : base + e], dtype=DTYPES[v["dtype"]]).reshape(v["shape"])
+        records.append((tensors, meta))
+        pos = base + end
+    return records
+
+
+def samples(path):
+    """(id, label, name, patches, epoch) for every sample of a stream."""
+    out = []
+    for t, meta in read_stream(path):
+        names = json.loads(meta["aim.names"])
+        epoch = int(meta.get("aim.epoch", "0"))
+        for i in range(t["patches"].shape[0]):
+            out.append((int(t["id"][i]), int(t["label"][i]), names[i], t["patches"][i], epoch))
+    return out
+
+
+def open_image(name):
+    """A file, or SHARD:MEMBER inside a tar shard."""
+    shard, sep, member = name.partition(":")
+    if sep and shard.endswith(".tar") and os.path.isfile(shard):
+        with tarfile.open(shard) as tf:
+            return Image.open(io.BytesIO(tf.extractfile(member).read()))
+    return Image.open(name)
+
+
+def to_patches(img, p, c):
+    a = np.asarray(img, dtype=np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    S = a.shape[0]
+    g = S // p
+    return a.reshape(g, p, g, p, c).transpose(0, 2, 4, 1, 3).reshape(g * g, c * p * p)
+
+
+def compare(name, got, want):
+    if got.shape != want.shape:
+        return f"{name}: shape {got.shape} != {want.shape}"
+    diff = np.count_nonzero(got != want)
+    if diff:
+        return f"{name}: {diff} of {want.size} values differ (max abs {np.abs(got.astype(int) - want.astype(int)).max()})"
+    return None
+
+
+def cmd_val(*args):
+    """Groups of five arguments: STREAM S R P C."""
+    if len(args) == 0 or len(args) % 5:
+        print("val: expected groups of STREAM S R P C")
+        return 2
+    status = 0
+    for g in range(0, len(args), 5):
+        status |= check_val(*args[g : g + 5])
+    return status
+
+
+def check_val(stream, S, R, p, c):
+    import torchvision.transforms as T
+    from torchvision.transforms import InterpolationMode
+    S, R, p, c = int(S), int(R), int(p), int(c)
+    t = T.Compose([T.Resize(R, interpolation=InterpolationMode.BICUBIC), T.CenterCrop(S)])
+    mode = "RGB" if c == 3 else "L"
+    errors, n = [], 0
+    for _id, _label, name, got, _e in samples(stream):
+        with open_image(name) as im:
+            want = to_patches(t(im.convert(mode)), p, c)
+        e = compare(name, got, want)
+        if e:
+            errors.append(e)
+        n += 1
+    for e in errors:
+        print(e)
+    print(f"val parity (S={S} R={R} p={p} C={c}): {n} images, {len(errors)} differ")
+    return 1 if errors or n == 0 else 0
+
+
+def cmd_labels(stream, root):
+    from torchvision.datasets import ImageFolder
+    ds = ImageFolder(root, loader=lambda p: None, allow_empty=True) if "allow_empty" in ImageFolder.__init__.__code__.co_varnames else ImageFolder(root, loader=lambda p: None)
+    got = sorted((i, l, nm) for i, l, nm, _p, _e in samples(stream))
+    want = [(i, l, nm) for i, (nm, l) in enumerate(ds.samples)]
+    meta = read_stream(stream)[0][1]
+    bad = 0
+    if json.loads(meta["aim.classes"]) != ds.classes:
+        print("classes differ:", meta["aim.classes"], ds.classes)
+        bad = 1
+    if got != want:
+        print("listing differs from ImageFolder's:")
+        for a, b in zip(got, want):
+            if a != b:
+                print("  got", a, "want", b)
+                break
+        print(f"  {len(got)} samples vs {len(want)}")
+        bad = 1
+    print(f"labels: {len(want)} samples, {len(ds.classes)} classes, {'differ' if bad else 'equal'}")
+    return bad
+
+
+def cmd_train(stream, log, S, p, c):
+    import torchvision.transforms.functional as F
+    from torchvision.transforms import InterpolationMode
+    S, p, c = int(S), int(p), int(c)
+    mode = "RGB" if c == 3 else "L"
+    rows = {}
+    with open(log) as f:
+        head = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            r = dict(zip(head, line.rstrip("\n").split("\t")))
+            rows[(int(r["epoch"]), int(r["id"]))] = r
+    errors, n = [], 0
+    for _id, _label, name, got, epoch in samples(stream):
+        r = rows[(epoch, _id)]
+        with open_image(name) as im:
+            img = im.convert(mode)
+        img = F.resized_crop(img, int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"]), [S, S], InterpolationMode.BICUBIC)
+        if r["flip"] == "1":
+            img = F.hflip(img)
+        for k in r["order"]:
+            if k == "b" and float(r["brightness"]) != 1:
+                img = F.adjust_brightness(img, float(r["brightness"]))
+            if k == "c" and float(r["contrast"]) != 1:
+                img = F.adjust_contrast(img, float(r["contrast"]))
+            if k == "s" and float(r["saturation"]) != 1:
+                img = F.adjust_saturation(img, float(r["saturation"]))
+        e = compare(f"{name} epoch {epoch}", got, to_patches(img, p, c))
+        if e:
+            errors.append(e)
+        n += 1
+    for e in errors:
+        print(e)
+    print(f"train parity: {n} samples, {len(errors)} differ")
+    return 1 if errors or n == 0 else 0
+
+
+def cmd_count(stream):
+    """Print the number of samples and the sorted ids, one line."""
+    ids = sorted(i for i, _l, _n, _p, _e in samples(stream))
+    print(len(ids), " ".join(map(str, ids)))
+    return 0
+
+
+def cmd_epochs(stream, n):
+    """Every epoch 0..n-1 holds every id exactly once; return the orders."""
+    by = {}
+    for i, _l, _n, _p, e in samples(stream):
+        by.setdefault(e, []).append(i)
+    n = int(n)
+    if sorted(by) != list(range(n)):
+        print("epochs present:", sorted(by))
+        return 1
+    ref = sorted(by[0])
+    for e in range(n):
+        if sorted(by[e]) != ref:
+            print(f"epoch {e} does not hold every id once")
+            return 1
+    orders = {tuple(v) for v in by.values()}
+    print(f"epochs: {n} epochs of {len(ref)} samples, {len(orders)} distinct orders")
+    return 0 if n == 1 or len(orders) > 1 else 1
+
+
+def cmd_labels_tar(stream, expected):
+    """Labels equal the KEY.cls contents listed in the expected file
+    (lines 'name label')."""
+    want = dict(l.split() for l in open(expected))
+    got = {n: str(l) for _i, l, n, _p, _e in samples(stream)}
+    if got != want:
+        print("tar labels differ:", sorted(set(got.items()) ^ set(want.items()))[:5])
+        return 1
+    print(f"tar labels: {len(got)} equal")
+    return 0
+
+
+def cmd_cut(src, out):
+    """Damaged copies of each image below src: cut short at several points
+    (also just the last byte or two) and with a flipped byte."""
+    os.makedirs(out, exist_ok=True)
+    for r, _d, fs in os.walk(src):
+        for f in sorted(fs):
+            data = open(os.path.join(r, f), "rb").read()
+            base, ext = os.path.splitext(f)
+            for cut in (1, 2, 12, len(data) // 10, len(data) // 2, len(data) - 40):
+                if 0 < cut < len(data):
+                    open(f"{out}/{base}_cut{cut}{ext}", "wb").write(data[: len(data) - cut])
+            flip = bytearray(data)
+            flip[len(data) // 2] ^= 0x55
+            open(f"{out}/{base}_flip{ext}", "wb").write(bytes(flip))
+    return 0
+
+
+def cmd_verdicts(stream, errfile, *files):
+    """Every file Pillow decodes is in the stream (pixels checked by val);
+    every file Pillow refuses is named on stderr and absent from it."""
+    written = {n for _i, _l, n, _p, _e in samples(stream)} if os.path.getsize(stream) else set()
+    err = open(errfile).read()
+    bad = 0
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.convert("RGB")
+            pillow_ok = True
+        except Exception:
+            pillow_ok = False
+        named = f"aim-patchify: {f}: " in err
+        if pillow_ok != (f in written) or pillow_ok == named:
+            print(f"{f}: Pillow {'decodes' if pillow_ok else 'refuses'} it, aim-patchify "
+                  f"{'wrote' if f in written else 'did not write'} it{' and named it' if named else ''}")
+            bad += 1
+    print(f"verdicts: {len(files)} damaged files, {bad} disagree with Pillow")
+    return 1 if bad else 0
+
+
+def cmd_same(a, b):
+    A = [(i, l, nm, pt.tobytes(), e) for i, l, nm, pt, e in samples(a)]
+    B = [(i, l, nm, pt.tobytes(), e) for i, l, nm, pt, e in samples(b)]
+    if A != B:
+        print(f"streams differ: {len(A)} vs {len(B)} samples")
+        return 1
+    print(f"same: {len(A)} samples")
+    return 0
+
+
+# ---- corpus ------------------------------------------------------------------
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def pack_row(values, depth):
+    values = np.asarray(values).reshape(-1)
+    if depth == 8:
+        return values.astype(np.uint8).tobytes()
+    if depth == 16:
+        return values.astype(">u2").tobytes()
+    per = 8 // depth
+    out = bytearray((len(values) * depth + 7) // 8)
+    for i, v in enumerate(values):
+        out[i // per] |= int(v) << (8 - depth * (i % per + 1))
+    return bytes(out)
+
+
+def write_png(path, arr, depth, ctype, plte=None, trns=None, interlace=False):
+    """A PNG of any bit depth and colour type, written by hand."""
+    h, w = arr.shape[:2]
+    raw = bytearray()
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] if interlace else [(0, 0, 1, 1)]
+    for x0, y0, dx, dy in passes:
+        sub = arr[y0::dy, x0::dx]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        for y in range(sub.shape[0]):
+            raw += b"\0" + pack_row(sub[y], depth)
+    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, int(interlace)))
+    if plte is not None:
+        out += png_chunk(b"PLTE", bytes(np.asarray(plte, np.uint8).reshape(-1)))
+    if trns is not None:
+        out += png_chunk(b"tRNS", trns)
+    out += png_chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + png_chunk(b"IEND", b"")
+    open(path, "wb").write(out)
+
+
+def pattern(rng, h, w, c):
+    """Smooth gradients plus noise plus hard edges: every value 0..255 occurs."""
+    y, x = np.mgrid[0:h, 0:w]
+    base = (x * 255.0 / max(w - 1, 1) + y * 97.0 / max(h - 1, 1))[..., None] + np.arange(c) * 60
+    a = (base % 256) * 0.6 + rng.integers(0, 256, (h, w, c)) * 0.4
+    a[(x // 7 + y // 5) % 3 == 0] = 255
+    a[(x // 11 + y // 3) % 5 == 0] = 0
+    return a.astype(np.uint8)
+
+
+def cmd_gen(root, only=None):
+    rng = np.random.default_rng(1234)
+    d = lambda *p: os.makedirs(os.path.join(root, *p), exist_ok=True) or os.path.join(root, *p)
+    jpg, png, odd = d("jpeg"), d("png"), d("odd-sizes")
+    d("png", "nested", "deeper")
+    d("png", "nested-x")  # sorted(os.walk): png/nested, png/nested-x, png/nested/deeper
+    d("png-extra")
+    if only != "odd":  # the odd sizes alone serve the tar test
+        # JPEG: colour, gray, CMYK (Pillow writes the Adobe marker), progressive, 4:4:4
+        Image.fromarray(pattern(rng, 450, 400, 3)).save(f"{jpg}/rgb_400x450.jpg", quality=90)
+        Image.fromarray(pattern(rng, 301, 517, 3)).save(f"{jpg}/rgb_444.jpeg", quality=95, subsampling=0)
+        Image.fromarray(pattern(rng, 260, 333, 3)).save(f"{jpg}/progressive.jpg", quality=85, progressive=True)
+        Image.fromarray(pattern(rng, 257, 256, 1)[..., 0]).save(f"{jpg}/gray.jpg", quality=90)
+        Image.fromarray(pattern(rng, 300, 280, 4), "CMYK").save(f"{jpg}/cmyk.jpg", quality=90)
+        Image.fromarray(pattern(rng, 240, 250, 3)).save(f"{jpg}/UPPER.JPG", quality=80)
+        Image.fromarray(pattern(rng, 233, 267, 3)).save(f"{jpg}/rgb_422_optimized.jpg", quality=75, subsampling=1, optimize=True)
+        Image.fromarray(pattern(rng, 229, 231, 4), "CMYK").save(f"{jpg}/cmyk_progressive.jpg", quality=70, progressive=True)
+        # PNG through Pillow: every mode it writes
+        Image.fromarray(pattern(rng, 230, 270, 3)).save(f"{png}/rgb.png")
+        Image.fromarray(pattern(rng, 270, 230, 4), "RGBA").save(f"{png}/rgba.png")
+        Image.fromarray(pattern(rng, 225, 300, 1)[..., 0]).save(f"{png}/l.png")
+        Image.fromarray(pattern(rng, 300, 226, 2), "LA").save(f"{png}/la.png")
+        q = Image.fromarray(pattern(rng, 240, 260, 3)).quantize(200)
+        q.save(f"{png}/p.png")
+        q.save(f"{png}/nested/p_trns_int.png", transparency=3)
+        q16 = Image.fromarray(pattern(rng, 231, 229, 3)).quantize(16)
+        q16.save(f"{png}/nested/p4.png", bits=4)
+        alpha = bytes(rng.integers(0, 256, 16).astype(np.uint8))
+        q16.save(f"{png}/nested/deeper/p_trns_bytes.png", transparency=alpha)
+        Image.fromarray(pattern(rng, 233, 241, 1)[..., 0] > 128).save(f"{png}/one_bit.png")
+        Image.fromarray(pattern(rng, 25, 24, 3)).save(f"{png}/nested-x/between.png")
+        g16 = (pattern(rng, 229, 250, 1)[..., 0].astype(np.uint16) * 3).astype(np.uint16)  # 0..765: clipping
+        write_png(f"{png}/gray16.png", g16, 16, 0)
+        # PNG written by hand: depths and layouts Pillow does not write
+        write_png(f"{png}/rgb16.png", pattern(rng, 234, 236, 3).astype(np.uint16) * 257 + rng.integers(0, 257, (234, 236, 3)), 16, 2)
+        write_png(f"{png}/rgba16.png", pattern(rng, 236, 234, 4).astype(np.uint16) * 250, 16, 6)
+        write_png(f"{png}/la16.png", pattern(rng, 228, 246, 2).astype(np.uint16) * 256 + 7, 16, 4)
+        write_png(f"{png}/gray2.png", pattern(rng, 230, 231, 1) // 64, 2, 0)
+        write_png(f"{png}/gray4.png", pattern(rng, 232, 229, 1) // 16, 4, 0)
+        write_png(f"{png}-extra/p2_short_palette.png", pattern(rng, 229, 233, 1) // 64, 2, 3, plte=[[10, 200, 30], [250, 0, 90]])
+        write_png(f"{png}-extra/interlaced_rgb.png", pattern(rng, 241, 239, 3), 8, 2, interlace=True)
+        write_png(f"{png}-extra/interlaced_p4.png", pattern(rng, 27, 35, 1) // 16, 4, 3, plte=rng.integers(0, 256, (16, 3)), interlace=True)
+        write_png(f"{png}-extra/interlaced_gray16.png", pattern(rng, 33, 300, 1).astype(np.uint16) * 200, 16, 0, interlace=True)
+        write_png(f"{png}-extra/rgb_trns.png", pattern(rng, 240, 231, 3), 8, 2, trns=b"\0\1\0\2\0\3")
+        open(f"{png}/notes.txt", "w").write("not an image\n")
+    # odd and extreme sizes, smaller and larger than the crop
+    for h, w in [(1, 1), (1, 300), (300, 1), (2, 3), (7, 500), (500, 7), (13, 13), (224, 224), (256, 256), (255, 257), (600, 401), (1000, 30), (97, 1024)]:
+        Image.fromarray(pattern(rng, h, w, 3)).save(f"{odd}/s_{h}x{w}.png")
+    Image.fromarray(pattern(rng, 37, 5, 3)).save(f"{odd}/s_37x5.jpg", quality=90)
+    # Fashion-MNIST-like: 28x28 grayscale
+    fm = d("fm28")
+    for i in range(3):
+        Image.fromarray(pattern(rng, 28, 28, 1)[..., 0]).save(f"{fm}/f{i}.png")
+    return 0
+
+
+def cmd_gen_tar(src, out, expected):
+    """WebDataset shards from the JPEG and PNG files below src: two shards,
+    each sample KEY.jpg or KEY.png, most with KEY.cls, some with KEY.txt,
+    plus a lone text member; expected gets 'SHARD:MEMBER label' lines."""
+    files = sorted(os.path.join(r, f) for r, _d, fs in os.walk(src) for f in fs if f.lower().endswith((".jpg", ".png")))
+    exp = open(expected, "w")
+    for s in range(2):
+        shard = os.path.join(out, f"shard-{s:04d}.tar")
+        with tarfile.open(shard, "w") as tf:
+            def add(name, data):
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+            add("README", b"not a sample")
+            for k, f in enumerate(files[s::2]):
+                key = f"s{s}/{k:05d}"
+                ext = ".jpg" if f.lower().endswith(".jpg") else ".png"
+                if k % 3 == 1:
+                    add(key + ".txt", b"caption")
+                add(key + ext, open(f, "rb").read())
+                label = -1
+                if k % 4 != 3:
+                    label = (k * 7 + s) % 10
+                    add(key + ".cls", f"{label}\n".encode())
+                exp.write(f"{shard}:{key}{ext} {label}\n")
+    return 0
+
+
+def main(argv):
+    cmds = {"gen": cmd_gen, "val": cmd_val, "labels": cmd_labels, "train": cmd_train, "same": cmd_same, "count": cmd_count, "epochs": cmd_epochs, "labels-tar": cmd_labels_tar, "gen-tar": cmd_gen_tar, "cut": cmd_cut, "verdicts": cmd_verdicts}
+    if len(argv) < 2 or argv[1] not in cmds:
+        print(__doc__)
+        return 2
+    return cmds[argv[1]](*argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

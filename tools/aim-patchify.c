@@ -1,0 +1,770 @@
+/* aim-patchify: images in, a stream of U8 patches out.
+ *
+ * List the inputs (files, directories, ImageFolder roots, WebDataset tar
+ * shards, or a list of paths on stdin), then epoch by epoch: gather a
+ * batch of items in walk order, decode and transform them in parallel
+ * (each sample's pixels depend only on its bytes, and its augmentation
+ * only on seed, epoch and id), cut them into patches and write one record
+ * per batch. Bad images are named, skipped and counted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fileio.h"
+#include "image.h"
+#include "imgsrc.h"
+#include "stream.h"
+#include "transform.h"
+
+static const char usage[] =
+	"Usage: aim-patchify [options] [PATH...]\n"
+	"Decode images, resize and crop them (or augment them for training), cut\n"
+	"them into patches and write a stream of U8 patches. A PATH is an image, a\n"
+	"directory (walked recursively, sorted), an ImageFolder root or a WebDataset\n"
+	"tar shard; without PATH, or with -, paths are read one per line from stdin.\n"
+	"\n"
+	"Transform:\n"
+	"  --transform val|train  val (default): bicubic resize of the shorter side to\n"
+	"                       R, centre crop S, as torchvision/Pillow do; train:\n"
+	"                       random resized crop S (bicubic) + horizontal flip\n"
+	"  --size S             output side in pixels (default 224)\n"
+	"  --resize R           val: shorter side before the crop (default ceil(S/0.875))\n"
+	"  --scale LO,HI        train: crop area fraction (default 0.4,1)\n"
+	"  --ratio LO,HI        train: crop aspect ratio (default 0.75,1.3333)\n"
+	"  --no-flip            train: no horizontal flip\n"
+	"  --jitter B[,C[,S]]   train: colour jitter strengths for brightness, contrast,\n"
+	"                       saturation (torchvision ColorJitter; default off)\n"
+	"  --seed N             seed of the augmentation and shuffling (default 0)\n"
+	"  --epochs N           emit the data N times, fresh augmentation each time;\n"
+	"                       records carry aim.epoch (default 1)\n"
+	"  --shuffle            shuffle each epoch\n"
+	"  --shuffle-buffer N   samples held when shuffling tar shards (default 1000)\n"
+	"  --log-augment FILE   train: write each sample's crop, flip and jitter as TSV\n"
+	"Patches:\n"
+	"  --patch P            patch side (default 14); S must be a multiple of P\n"
+	"  --channels 1|3       3: RGB (default); 1: grayscale, as convert('L')\n"
+	"  --mean LIST          per-channel mean recorded for consumers\n"
+	"                       (default 0.485,0.456,0.406; 1 channel: 0.449)\n"
+	"  --std LIST           per-channel std (default 0.229,0.224,0.225; 1 channel: 0.226)\n"
+	"Inputs:\n"
+	"  --classes auto|folder|none  directories as ImageFolder roots: auto (default)\n"
+	"                       when a directory holds subdirectories and no images of\n"
+	"                       its own; folder: always; none: never (labels -1)\n"
+	"  --shard I/N          only every N-th image of the listing, from the I-th\n"
+	"  --max-pixels N       skip images with more pixels (default 178956970)\n"
+	"  --strict             stop at the first bad image\n"
+	"Output:\n"
+	"  -o, --output FILE    output file (default standard output)\n"
+	"  --batch B            images per record (default 64)\n"
+	"  --level N            zstd level of the stream, 0 = uncompressed (default 1)\n"
+	"Common:\n"
+	"  --threads N          decoding threads (default: all cores); output is the same\n"
+	"  -q, --quiet          no progress messages\n"
+	"  -v, --verbose        more messages\n"
+	"  --help, --version\n";
+
+enum {
+	OPT_TRANSFORM = AIM_OPT_FIRST_TOOL, OPT_SIZE, OPT_RESIZE, OPT_SCALE, OPT_RATIO,
+	OPT_NO_FLIP, OPT_JITTER, OPT_SEED, OPT_EPOCHS, OPT_SHUFFLE, OPT_SHUFFLE_BUFFER,
+	OPT_LOG_AUGMENT, OPT_PATCH, OPT_CHANNELS, OPT_MEAN, OPT_STD, OPT_CLASSES, OPT_SHARD,
+	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL,
+};
+
+typedef struct {
+	const char *output, *log_augment;
+	int train, size, resize, patch, channels, batch, level;
+	int shard_i, shard_n, shuffle, shuffle_buffer, strict, epochs_set;
+	const char *train_only; /* a train option given, for the check with val */
+	double mean[3], std[3];
+	int nmean, nstd;
+	aim_classes_mode classes;
+	aim_train_aug aug;
+	uint64_t seed;
+	int64_t epochs, max_pixels;
+	char **inputs;
+	int ninputs;
+} options;
+
+static void parse_pair(const char *opt, const char *arg, double *lo, double *hi, double min)
+{
+	double v[2];
+	if (aim_opt_floats(opt, arg, v, 2) != 2 || !(v[0] >= min) || !(v[1] >= v[0]))
+		aim_usage_error("%s: expected LO,HI with %g <= LO <= HI", opt, min);
+	*lo = v[0];
+	*hi = v[1];
+}
+
+static void parse_options(options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"output", required_argument, 0, 'o'},
+		{"transform", required_argument, 0, OPT_TRANSFORM},
+		{"size", required_argument, 0, OPT_SIZE},
+		{"resize", required_argument, 0, OPT_RESIZE},
+		{"scale", required_argument, 0, OPT_SCALE},
+		{"ratio", required_argument, 0, OPT_RATIO},
+		{"no-flip", no_argument, 0, OPT_NO_FLIP},
+		{"jitter", required_argument, 0, OPT_JITTER},
+		{"seed", required_argument, 0, OPT_SEED},
+		{"epochs", required_argument, 0, OPT_EPOCHS},
+		{"shuffle", no_argument, 0, OPT_SHUFFLE},
+		{"shuffle-buffer", required_argument, 0, OPT_SHUFFLE_BUFFER},
+		{"log-augment", required_argument, 0, OPT_LOG_AUGMENT},
+		{"patch", required_argument, 0, OPT_PATCH},
+		{"channels", required_argument, 0, OPT_CHANNELS},
+		{"mean", required_argument, 0, OPT_MEAN},
+		{"std", required_argument, 0, OPT_STD},
+		{"classes", required_argument, 0, OPT_CLASSES},
+		{"shard", required_argument, 0, OPT_SHARD},
+		{"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
+		{"strict", no_argument, 0, OPT_STRICT},
+		{"batch", required_argument, 0, OPT_BATCH},
+		{"level", required_argument, 0, OPT_LEVEL},
+		AIM_COMMON_LONGOPTS,
+		{0, 0, 0, 0},
+	};
+	memset(o, 0, sizeof *o);
+	o->size = 224;
+	o->patch = 14;
+	o->channels = 3;
+	o->batch = 64;
+	o->level = 1;
+	o->shard_n = 1;
+	o->epochs = 1;
+	o->shuffle_buffer = 1000;
+	o->max_pixels = AIM_IMAGE_DEFAULT_MAX_PIXELS;
+	o->classes = AIM_CLASSES_AUTO;
+	aim_train_aug_default(&o->aug);
+	double jit[3];
+	int c, n;
+	while ((c = getopt_long(argc, argv, "o:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o': o->output = optarg; break;
+		case OPT_TRANSFORM:
+			if (!strcmp(optarg, "val"))
+				o->train = 0;
+			else if (!strcmp(optarg, "train"))
+				o->train = 1;
+			else
+				aim_usage_error("--transform: expected val or train, not '%s'", optarg);
+			break;
+		case OPT_SIZE: o->size = (int)aim_opt_int("--size", optarg, 1, 16384); break;
+		case OPT_RESIZE: o->resize = (int)aim_opt_int("--resize", optarg, 1, 65536); break;
+		case OPT_SCALE:
+			o->train_only = "--scale";
+			parse_pair("--scale", optarg, &o->aug.scale_lo, &o->aug.scale_hi, 1e-9);
+			if (o->aug.scale_hi > 1)
+				aim_usage_error("--scale: HI must be at most 1");
+			break;
+		case OPT_RATIO:
+			o->train_only = "--ratio";
+			parse_pair("--ratio", optarg, &o->aug.ratio_lo, &o->aug.ratio_hi, 1e-9);
+			break;
+		case OPT_NO_FLIP:
+			o->aug.flip = 0;
+			o->train_only = "--no-flip";
+			break;
+		case OPT_JITTER:
+			o->train_only = "--jitter";
+			n = aim_opt_floats("--jitter", optarg, jit, 3);
+			for (int i = 0; i < n; i++)
+				if (!(jit[i] >= 0))
+					aim_usage_error("--jitter: strengths must be >= 0");
+			o->aug.brightness = n > 0 ? jit[0] : 0;
+			o->aug.contrast = n > 1 ? jit[1] : 0;
+			o->aug.saturation = n > 2 ? jit[2] : 0;
+			break;
+		case OPT_SEED: o->seed = (uint64_t)aim_opt_int("--seed", optarg, 0, INT64_MAX); break;
+		case OPT_EPOCHS:
+			o->epochs = aim_opt_int("--epochs", optarg, 1, INT64_MAX);
+			o->epochs_set = 1;
+			break;
+		case OPT_SHUFFLE: o->shuffle = 1; break;
+		case OPT_SHUFFLE_BUFFER:
+			o->shuffle_buffer = (int)aim_opt_int("--shuffle-buffer", optarg, 1, 1 << 24);
+			break;
+		case OPT_LOG_AUGMENT:
+			o->log_augment = optarg;
+			o->train_only = "--log-augment";
+			break;
+		case OPT_PATCH: o->patch = (int)aim_opt_int("--patch", optarg, 1, 4096); break;
+		case OPT_CHANNELS:
+			o->channels = (int)aim_opt_int("--channels", optarg, 1, 3);
+			if (o->channels == 2)
+				aim_usage_error("--channels: expected 1 or 3");
+			break;
+		case OPT_MEAN: o->nmean = aim_opt_floats("--mean", optarg, o->mean, 3); break;
+		case OPT_STD:
+			o->nstd = aim_opt_floats("--std", optarg, o->std, 3);
+			for (int i = 0; i < o->nstd; i++)
+				if (!(o->std[i] > 0))
+					aim_usage_error("--std: values must be positive");
+			break;
+		case OPT_CLASSES:
+			if (!strcmp(optarg, "auto"))
+				o->classes = AIM_CLASSES_AUTO;
+			else if (!strcmp(optarg, "folder"))
+				o->classes = AIM_CLASSES_FOLDER;
+			else if (!strcmp(optarg, "none"))
+				o->classes = AIM_CLASSES_NONE;
+			else
+				aim_usage_error("--classes: expected auto, folder or none, not '%s'", optarg);
+			break;
+		case OPT_SHARD: aim_opt_shard("--shard", optarg, &o->shard_i, &o->shard_n); break;
+		case OPT_MAX_PIXELS:
+			o->max_pixels = aim_opt_int("--max-pixels", optarg, 1, INT64_MAX);
+			break;
+		case OPT_STRICT: o->strict = 1; break;
+		case OPT_BATCH: o->batch = (int)aim_opt_int("--batch", optarg, 1, 1 << 20); break;
+		case OPT_LEVEL: o->level = (int)aim_opt_int("--level", optarg, 0, 19); break;
+		default: aim_common_option(c, optarg); break;
+		}
+	}
+	if (o->size % o->patch)
+		aim_usage_error("--size %d is not a multiple of --patch %d", o->size, o->patch);
+	if (o->train && o->resize)
+		aim_usage_error("--resize applies to --transform val only");
+	if (!o->train && o->train_only)
+		aim_usage_error("%s applies to --transform train only", o->train_only);
+	if (!o->resize)
+		o->resize = aim_val_resize_for(o->size);
+	const double mean3[3] = {0.485, 0.456, 0.406}, std3[3] = {0.229, 0.224, 0.225};
+	if (!o->nmean) {
+		o->nmean = o->channels;
+		if (o->channels == 3)
+			memcpy(o->mean, mean3, sizeof mean3);
+		else
+			o->mean[0] = 0.449;
+	}
+	if (!o->nstd) {
+		o->nstd = o->channels;
+		if (o->channels == 3)
+			memcpy(o->std, std3, sizeof std3);
+		else
+			o->std[0] = 0.226;
+	}
+	if (o->nmean != o->channels || o->nstd != o->channels)
+		aim_usage_error("--mean and --std need %d value%s for --channels %d", o->channels,
+				o->channels > 1 ? "s" : "", o->channels);
+	o->inputs = argv + optind;
+	o->ninputs = argc - optind;
+}
+
+/* The listing in argument order; "-" (or no PATH) reads paths from stdin
+ * at that place, once. */
+static void build_listing(const options *o, aim_imglist *l)
+{
+	int stdin_read = 0;
+	if (o->ninputs == 0 && isatty(STDIN_FILENO))
+		aim_usage_error("no PATH given and standard input is a terminal");
+	for (int i = 0; i < (o->ninputs ? o->ninputs : 1); i++) {
+		if (o->ninputs && strcmp(o->inputs[i], "-")) {
+			if (aim_imglist_add(l, o->inputs[i], o->classes) < 0)
+				aim_die("%s", aim_errmsg());
+		} else if (!stdin_read) {
+			stdin_read = 1;
+			if (aim_imglist_add_lines(l, stdin, o->classes) < 0)
+				aim_die("stdin: %s", aim_errmsg());
+		}
+	}
+	if (l->n == 0)
+		aim_die("no images found");
+}
+
+/* ---- one batch ------------------------------------------------------------- */
+
+typedef struct {
+	int64_t item;
+	uint8_t *data; /* tar member bytes, or NULL: read the file */
+	size_t len;
+	int ok;
+	char err[400];
+	aim_train_draw draw;
+} slot;
+
+static int read_whole_file(const char *path, uint8_t **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return aim_error("%s", strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+		close(fd);
+		return aim_error("%s", strerror(e));
+	}
+	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16;
+	size_t n = 0;
+	uint8_t *b = malloc(cap);
+	for (;;) {
+		if (!b) {
+			close(fd);
+			return aim_error("out of memory");
+		}
+		ssize_t got = read(fd, b + n, cap - n);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			free(b);
+			close(fd);
+			return aim_error("%s", strerror(e));
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		if (n == cap) {
+			cap *= 2;
+			uint8_t *nb = realloc(b, cap);
+			if (!nb)
+				free(b);
+			b = nb;
+		}
+	}
+	close(fd);
+	*data = b;
+	*len = n;
+	return AIM_OK;
+}
+
+/* [S, S, C] interleaved pixels to K patches of C*p*p values ordered channel,
+ * row, column; patches in raster order. */
+static void cut_patches(const uint8_t *img, int S, int C, int p, uint8_t *out)
+{
+	int g = S / p;
+	size_t pp = (size_t)p * p;
+	for (int pr = 0; pr < g; pr++)
+		for (int pc = 0; pc < g; pc++, out += C * pp)
+			for (int r = 0; r < p; r++) {
+				const uint8_t *src = img + ((size_t)(pr * p + r) * S + pc * p) * C;
+				uint8_t *dst = out + (size_t)r * p;
+				if (C == 3) /* one pass over the row, three planes out */
+					for (int x = 0; x < p; x++) {
+						dst[x] = src[3 * x];
+						dst[pp + x] = src[3 * x + 1];
+						dst[2 * pp + x] = src[3 * x + 2];
+					}
+				else
+					memcpy(dst, src, (size_t)p);
+			}
+}
+
+static void process_slot(const options *o, const aim_imglist *l, int64_t epoch, slot *s,
+			 uint8_t *patches, uint8_t *scratch)
+{
+	const char *name = l->items[s->item].name;
+	uint8_t *data = s->data;
+	size_t len = s->len;
+	aim_image im = {0};
+	int rc = AIM_OK;
+	if (!data)
+		rc = read_whole_file(name, &data, &len);
+	if (rc == AIM_OK)
+		rc = aim_image_decode(data, len, o->channels, o->max_pixels, &im);
+	if (rc == AIM_OK) {
+		if (o->train) {
+			aim_train_draw_params(&o->aug, o->seed, epoch, s->item, im.w, im.h, &s->draw);
+			rc = aim_transform_train(&im, o->size, &s->draw, scratch);
+		} else {
+			rc = aim_transform_val(&im, o->size, o->resize, scratch);
+		}
+	}
+	if (rc == AIM_OK)
+		cut_patches(scratch, o->size, o->channels, o->patch, patches);
+	s->ok = rc == AIM_OK;
+	if (!s->ok)
+		snprintf(s->err, sizeof s->err, "%s", aim_errmsg());
+	aim_image_free(&im);
+	if (data != s->data)
+		free(data);
+	free(s->data);
+	s->data = NULL;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static char *floats_json(const double *v, int n)
+{
+	char *s = malloc(32 * n + 3), *p = s;
+	if (!s)
+		return NULL;
+	*p++ = '[';
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "%s%.9g", i ? "," : "", v[i]);
+	strcpy(p, "]");
+	return s;
+}
+
+static void set_meta(aim_record *r, const char *key, const char *value)
+{
+	if (!value || aim_record_set_meta(r, key, value) < 0)
+		aim_die("out of memory");
+}
+
+/* Writing runs in its own thread, one batch behind the decoding: while
+ * the workers decode batch k+1 into one buffer, batch k is serialised,
+ * compressed and written from the other. */
+typedef struct {
+	aim_record rec;
+	uint8_t *patches;
+	int64_t *label, *id;
+} outbatch;
+
+typedef struct {
+	aim_writer *w;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	outbatch *pending;
+	int quit, status;
+	char err[512];
+	aim_outfile log;
+	int log_open;
+	int64_t written, records;
+	char *classes_json, *mean_json, *std_json;
+} output;
+
+static void *writer_main(void *arg)
+{
+	output *out = arg;
+	pthread_mutex_lock(&out->mu);
+	for (;;) {
+		while (!out->pending && !out->quit)
+			pthread_cond_wait(&out->cv, &out->mu);
+		if (!out->pending)
+			break;
+		outbatch *b = out->pending;
+		int failed = out->status != AIM_OK;
+		pthread_mutex_unlock(&out->mu);
+		int rc = failed ? AIM_OK : aim_writer_write(out->w, &b->rec);
+		aim_record_free(&b->rec);
+		pthread_mutex_lock(&out->mu);
+		if (rc < 0 && out->status == AIM_OK) {
+			out->status = rc;
+			snprintf(out->err, sizeof out->err, "%s", aim_errmsg());
+		}
+		out->pending = NULL;
+		pthread_cond_broadcast(&out->cv);
+	}
+	pthread_mutex_unlock(&out->mu);
+	return NULL;
+}
+
+/* Wait until the writer is idle; end the program if writing failed (quietly
+ * with status 0 when the reader downstream has gone). */
+static void writer_wait(output *out)
+{
+	pthread_mutex_lock(&out->mu);
+	while (out->pending)
+		pthread_cond_wait(&out->cv, &out->mu);
+	int status = out->status;
+	pthread_mutex_unlock(&out->mu);
+	if (status == AIM_EPIPE)
+		exit(AIM_EXIT_OK);
+	if (status < 0) {
+		aim_warn("%s", out->err);
+		aim_writer_abort(out->w);
+		exit(AIM_EXIT_FAILURE);
+	}
+}
+
+static void writer_submit(output *out, outbatch *b)
+{
+	writer_wait(out);
+	pthread_mutex_lock(&out->mu);
+	out->pending = b;
+	pthread_cond_broadcast(&out->cv);
+	pthread_mutex_unlock(&out->mu);
+}
+
+static void writer_start(output *out)
+{
+	pthread_mutex_init(&out->mu, NULL);
+	pthread_cond_init(&out->cv, NULL);
+	if (pthread_create(&out->thread, NULL, writer_main, out))
+		aim_die("cannot start the writer thread");
+}
+
+static void writer_stop(output *out)
+{
+	writer_wait(out);
+	pthread_mutex_lock(&out->mu);
+	out->quit = 1;
+	pthread_cond_broadcast(&out->cv);
+	pthread_mutex_unlock(&out->mu);
+	pthread_join(out->thread, NULL);
+}
+
+/* Compact the good samples of a decoded batch and hand them to the writer.
+ * Returns 1 if the batch went to the writer (its buffer is now busy). */
+static int write_batch(const options *o, const aim_imglist *l, output *out, slot *slots,
+			int n, outbatch *b, int64_t epoch)
+{
+	int K = (o->size / o->patch) * (o->size / o->patch);
+	size_t P = (size_t)o->channels * o->patch * o->patch;
+	json_t *names = json_array();
+	if (!names)
+		aim_die("out of memory");
+	int m = 0;
+	for (int i = 0; i < n; i++) {
+		if (!slots[i].ok)
+			continue;
+		if (m != i)
+			memmove(b->patches + (size_t)m * K * P, b->patches + (size_t)i * K * P,
+				(size_t)K * P);
+		b->label[m] = l->items[slots[i].item].label;
+		b->id[m] = slots[i].item;
+		json_array_append_new(names, json_string(l->items[slots[i].item].name));
+		m++;
+	}
+	if (m > 0) {
+		aim_record *r = &b->rec;
+		aim_record_init(r);
+		int64_t ps[3] = {m, K, (int64_t)P}, bs[1] = {m};
+		char buf[64];
+		if (!aim_record_add_ref(r, "patches", AIM_U8, 3, ps, b->patches) ||
+		    !aim_record_add_ref(r, "label", AIM_I64, 1, bs, b->label) ||
+		    !aim_record_add_ref(r, "id", AIM_I64, 1, bs, b->id))
+			aim_die("%s", aim_errmsg());
+		char *nj = json_dumps(names, JSON_COMPACT | JSON_ENSURE_ASCII);
+		set_meta(r, "aim.names", nj);
+		free(nj);
+		if (out->records == 0)
+			set_meta(r, "aim.classes", out->classes_json);
+		snprintf(buf, sizeof buf, "%d", o->patch);
+		set_meta(r, "aim.patch", buf);
+		snprintf(buf, sizeof buf, "[%d,%d]", o->size / o->patch, o->size / o->patch);
+		set_meta(r, "aim.grid", buf);
+		snprintf(buf, sizeof buf, "%d", o->channels);
+		set_meta(r, "aim.channels", buf);
+		set_meta(r, "aim.mean", out->mean_json);
+		set_meta(r, "aim.std", out->std_json);
+		if (o->epochs_set || o->train) {
+			snprintf(buf, sizeof buf, "%" PRId64, epoch);
+			set_meta(r, "aim.epoch", buf);
+		}
+		writer_submit(out, b);
+		out->records++;
+		out->written += m;
+	}
+	if (out->log_open)
+		for (int i = 0; i < n; i++) {
+			const aim_train_draw *d = &slots[i].draw;
+			if (!slots[i].ok)
+				continue;
+			fprintf(out->log.fp, "%" PRId64 "\t%" PRId64 "\t%d\t%d\t%d\t%d\t%d\t%.17g\t%.17g\t%.17g\t%c%c%c\n",
+				epoch, slots[i].item, d->top, d->left, d->h, d->w, d->flip,
+				d->brightness, d->contrast, d->saturation,
+				"bcs"[d->jitter_order[0]], "bcs"[d->jitter_order[1]],
+				"bcs"[d->jitter_order[2]]);
+		}
+	json_decref(names);
+	return m > 0;
+}
+
+/* ---- the batch loop ------------------------------------------------------ */
+
+typedef struct {
+	int64_t bad, shard_errors;
+} counts;
+
+/* Up to --batch items in walk order into slots (tar members are read
+ * here, files later by the workers). Returns the number gathered (0 at the
+ * end of the epoch), or AIM_ERR to stop (--strict and a shard failed). */
+static int gather_batch(const options *o, aim_imgwalk *w, const unsigned char *bad,
+			slot *slots, counts *n)
+{
+	int got = 0;
+	while (got < o->batch) {
+		aim_imgnext nx;
+		int rc = aim_imgwalk_next(w, &nx);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			aim_warn("%s", aim_errmsg());
+			n->shard_errors++;
+			if (o->strict)
+				return AIM_ERR;
+			continue;
+		}
+		if (bad[nx.item]) { /* reported in an earlier epoch */
+			free(nx.data);
+			continue;
+		}
+		slots[got++] = (slot){.item = nx.item, .data = nx.data, .len = nx.len};
+	}
+	return got;
+}
+
+/* Read, decode, transform and cut the gathered images in parallel; sample
+ * i lands at patches + i * sample_bytes whatever thread handles it. */
+static void decode_batch(const options *o, const aim_imglist *l, int64_t epoch, slot *slots,
+			 int count, uint8_t *patches, size_t sample_bytes)
+{
+#pragma omp parallel
+	{
+		uint8_t *scratch = malloc((size_t)o->size * o->size * o->channels);
+#pragma omp for schedule(dynamic, 1)
+		for (int i = 0; i < count; i++) {
+			if (!scratch) {
+				slots[i].ok = 0;
+				snprintf(slots[i].err, sizeof slots[i].err, "out of memory");
+				free(slots[i].data);
+				slots[i].data = NULL;
+				continue;
+			}
+			process_slot(o, l, epoch, &slots[i], patches + (size_t)i * sample_bytes,
+				     scratch);
+		}
+		free(scratch);
+	}
+}
+
+/* Name each bad image of the batch on stderr, in the order of the batch,
+ * and remember it. AIM_ERR with --strict. */
+static int report_bad(const options *o, const aim_imglist *l, const slot *slots, int count,
+		      unsigned char *bad, counts *n)
+{
+	for (int i = 0; i < count; i++)
+		if (!slots[i].ok) {
+			aim_warn("%s: %s", l->items[slots[i].item].name, slots[i].err);
+			bad[slots[i].item] = 1;
+			n->bad++;
+			if (o->strict)
+				return AIM_ERR;
+		}
+	return AIM_OK;
+}
+
+static char *classes_json(const aim_imglist *l)
+{
+	json_t *a = json_array();
+	for (int i = 0; a && i < l->nclasses; i++)
+		json_array_append_new(a, json_string(l->classes[i]));
+	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(a);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	aim_prog_init("aim-patchify", usage);
+	parse_options(&o, argc, argv);
+	aim_apply_threads();
+
+	aim_imglist l;
+	aim_imglist_init(&l);
+	build_listing(&o, &l);
+	unsigned char *selected = malloc((size_t)l.n);
+	unsigned char *bad = calloc((size_t)l.n, 1);
+	if (!selected || !bad)
+		aim_die("out of memory");
+	int64_t nselected = 0;
+	for (int64_t i = 0; i < l.n; i++)
+		nselected += selected[i] = i % o.shard_n == o.shard_i;
+	if (nselected == 0)
+		aim_die("--shard %d/%d selects none of the %" PRId64 " images", o.shard_i,
+			o.shard_n, l.n);
+
+	output out = {0};
+	out.classes_json = classes_json(&l);
+	out.mean_json = floats_json(o.mean, o.nmean);
+	out.std_json = floats_json(o.std, o.nstd);
+	if (!out.classes_json || !out.mean_json || !out.std_json)
+		aim_die("out of memory");
+	out.w = aim_writer_open(o.output, o.level, 0);
+	if (!out.w)
+		aim_die("%s", aim_errmsg());
+	if (o.log_augment) {
+		if (aim_out_open(&out.log, o.log_augment, 0) < 0)
+			aim_die("%s", aim_errmsg());
+		out.log_open = 1;
+		fprintf(out.log.fp, "epoch\tid\ttop\tleft\theight\twidth\tflip\tbrightness"
+				    "\tcontrast\tsaturation\torder\n");
+	}
+
+	int K = (o.size / o.patch) * (o.size / o.patch);
+	size_t P = (size_t)o.channels * o.patch * o.patch;
+	size_t sample_bytes = (size_t)K * P;
+	slot *slots = calloc((size_t)o.batch, sizeof *slots);
+	outbatch ob[2];
+	if (!slots)
+		aim_die("out of memory");
+	for (int i = 0; i < 2; i++) {
+		ob[i].patches = malloc(sample_bytes * o.batch);
+		ob[i].label = malloc(sizeof(int64_t) * o.batch);
+		ob[i].id = malloc(sizeof(int64_t) * o.batch);
+		if (!ob[i].patches || !ob[i].label || !ob[i].id)
+			aim_die("out of memory");
+	}
+	int cur = 0;
+	writer_start(&out);
+	counts n = {0};
+	aim_progress pg;
+	aim_progress_start(&pg, 10);
+	for (int64_t epoch = 0; epoch < o.epochs; epoch++) {
+		aim_imgwalk *w = aim_imgwalk_new(&l, selected, o.shuffle, o.seed, epoch,
+						 o.shuffle_buffer);
+		if (!w)
+			aim_die("%s", aim_errmsg());
+		int got;
+		while ((got = gather_batch(&o, w, bad, slots, &n)) > 0) {
+			decode_batch(&o, &l, epoch, slots, got, ob[cur].patches, sample_bytes);
+			if (report_bad(&o, &l, slots, got, bad, &n) < 0)
+				goto failed;
+			if (write_batch(&o, &l, &out, slots, got, &ob[cur], epoch))
+				cur ^= 1; /* the other buffer's write has been waited for */
+			aim_progress_update(&pg, "epoch %" PRId64 ": %" PRId64 " images written, %" PRId64
+					    " skipped", epoch, out.written, n.bad);
+		}
+		aim_imgwalk_free(w);
+		if (got < 0)
+			goto failed;
+	}
+	writer_stop(&out);
+	aim_progress_end(&pg);
+	if (out.log_open && aim_out_commit(&out.log) < 0)
+		aim_die("%s", aim_errmsg());
+	int rc = aim_writer_close(out.w);
+	if (rc == AIM_EPIPE)
+		return AIM_EXIT_OK;
+	if (rc < 0)
+		aim_die("%s", aim_errmsg());
+	if (n.bad || n.shard_errors) {
+		aim_warn("%" PRId64 " images written, %" PRId64 " skipped%s", out.written, n.bad,
+			 n.shard_errors ? ", and tar shards failed to read" : "");
+		return AIM_EXIT_FAILURE;
+	}
+	aim_info("%" PRId64 " images written in %" PRId64 " records", out.written, out.records);
+	free(slots);
+	for (int i = 0; i < 2; i++) {
+		free(ob[i].patches);
+		free(ob[i].label);
+		free(ob[i].id);
+	}
+	free(selected);
+	free(bad);
+	free(out.classes_json);
+	free(out.mean_json);
+	free(out.std_json);
+	aim_imglist_free(&l);
+	return AIM_EXIT_OK;
+
+failed:
+	writer_stop(&out);
+	aim_warn("stopped at the first bad input (--strict)");
+	if (out.log_open)
+		aim_out_abort(&out.log);
+	aim_writer_abort(out.w);
+	return AIM_EXIT_FAILURE;
+}
