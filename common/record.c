@@ -393,6 +393,16 @@ fail:
 
 int aim_record_serialize(const aim_record *r, void **out, size_t *outlen)
 {
+	void *buf = NULL;
+	size_t cap = 0;
+	if (aim_record_serialize_into(r, &buf, &cap, outlen))
+		return AIM_ERR;
+	*out = buf;
+	return 0;
+}
+
+int aim_record_serialize_into(const aim_record *r, void **bufp, size_t *capp, size_t *outlen)
+{
 	json_t *root = json_object();
 	if (!root)
 		return aim_error("out of memory");
@@ -422,11 +432,16 @@ int aim_record_serialize(const aim_record *r, void **out, size_t *outlen)
 	size_t tlen = strlen(text);
 	size_t hlen = tlen + ((8 - (8 + tlen) % 8) % 8); /* pad so data is 8-aligned */
 	size_t total = 8 + hlen + pos;
-	unsigned char *buf = malloc(total ? total : 1);
-	if (!buf) {
-		free(text);
-		return aim_error("out of memory serialising a record");
+	if (total > *capp || !*bufp) {
+		void *nb = realloc(*bufp, total ? total : 1);
+		if (!nb) {
+			free(text);
+			return aim_error("out of memory serialising a record");
+		}
+		*bufp = nb;
+		*capp = total ? total : 1;
 	}
+	unsigned char *buf = *bufp;
 	for (int i = 0; i < 8; i++)
 		buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
 	memcpy(buf + 8, text, tlen);
@@ -438,7 +453,6 @@ int aim_record_serialize(const aim_record *r, void **out, size_t *outlen)
 			memcpy(d, r->t[i].data, r->t[i].nbytes);
 		d += r->t[i].nbytes;
 	}
-	*out = buf;
 	*outlen = total;
 	return 0;
 }

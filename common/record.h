@@ -72,6 +72,9 @@ const char *aim_record_get_meta(const aim_record *r, const char *key);
 /* Serialise into a malloc'd buffer (header padded with spaces to a multiple
  * of 8 so data is aligned, as the reference writer does). */
 int aim_record_serialize(const aim_record *r, void **out, size_t *outlen);
+/* The same into a reusable buffer (*buf of *cap bytes, grown with realloc):
+ * writers of many records avoid an allocation per record. */
+int aim_record_serialize_into(const aim_record *r, void **buf, size_t *cap, size_t *outlen);
 
 /* Deep copy (owns all data). */
 int aim_record_copy(aim_record *dst, const aim_record *src);

@@ -300,8 +300,8 @@ struct aim_writer {
 	aim_outfile out;
 	ZSTD_CCtx *cctx;
 	int level;
-	void *cbuf;
-	size_t ccap;
+	void *cbuf, *sbuf; /* compressed and serialised records, reused */
+	size_t ccap, scap;
 };
 
 aim_writer *aim_writer_open(const char *path, int level, int workers)
@@ -335,10 +335,10 @@ aim_writer *aim_writer_open(const char *path, int level, int workers)
 int aim_writer_write(aim_writer *w, const aim_record *r)
 {
 	const char *name = w->out.path ? w->out.path : "standard output";
-	void *buf;
 	size_t len;
-	if (aim_record_serialize(r, &buf, &len))
+	if (aim_record_serialize_into(r, &w->sbuf, &w->scap, &len))
 		return AIM_ERR;
+	void *buf = w->sbuf;
 	int rc;
 	if (!w->cctx) {
 		rc = aim_write_all(w->out.fp, buf, len, name);
@@ -348,19 +348,14 @@ int aim_writer_write(aim_writer *w, const aim_record *r)
 			free(w->cbuf);
 			w->cbuf = malloc(bound);
 			w->ccap = w->cbuf ? bound : 0;
-			if (!w->cbuf) {
-				free(buf);
+			if (!w->cbuf)
 				return aim_error("out of memory");
-			}
 		}
 		size_t clen = ZSTD_compress2(w->cctx, w->cbuf, w->ccap, buf, len);
-		if (ZSTD_isError(clen)) {
-			free(buf);
+		if (ZSTD_isError(clen))
 			return aim_error("%s: zstd: %s", name, ZSTD_getErrorName(clen));
-		}
 		rc = aim_write_all(w->out.fp, w->cbuf, clen, name);
 	}
-	free(buf);
 	if (!rc && fflush(w->out.fp) != 0)
 		rc = errno == EPIPE ? AIM_EPIPE : aim_error("%s: write failed: %s", name, strerror(errno));
 	return rc;
@@ -370,6 +365,7 @@ static void writer_free(aim_writer *w)
 {
 	ZSTD_freeCCtx(w->cctx);
 	free(w->cbuf);
+	free(w->sbuf);
 	free(w);
 }
 
