@@ -80,7 +80,8 @@ static aim_tensor *add_entry(aim_record *r, const char *name, aim_dtype dt, int 
 	}
 	t->dtype = dt;
 	t->ndim = ndim;
-	memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+	if (ndim)
+		memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
 	t->nbytes = (size_t)numel * aim_dtype_size(dt);
 	r->owned_data[r->n] = 0;
 	r->n++;
@@ -360,10 +361,19 @@ int aim_record_parse(aim_record *r, void *buf, size_t len, int take, const char 
 	}
 	unsigned char *data = (unsigned char *)buf + 8 + hlen;
 	int rc = 0;
-	for (int i = 0; i < n && !rc; i++)
-		if (!aim_record_add_ref(r, e[i].name, e[i].dtype, e[i].ndim, e[i].shape,
-					data + e[i].begin))
+	for (int i = 0; i < n && !rc; i++) {
+		void *p = data + e[i].begin;
+		/* safetensors does not promise alignment (a U8 tensor may come
+		 * first, a foreign writer may not pad the header): a tensor that
+		 * is misaligned for its dtype gets an aligned copy, so no reader
+		 * ever loads a float through a misaligned pointer. */
+		if ((uintptr_t)p % aim_dtype_size(e[i].dtype)) {
+			if (!aim_record_add(r, e[i].name, e[i].dtype, e[i].ndim, e[i].shape, p))
+				rc = aim_error_prefix("%s", what);
+		} else if (!aim_record_add_ref(r, e[i].name, e[i].dtype, e[i].ndim, e[i].shape, p)) {
 			rc = aim_error_prefix("%s", what);
+		}
+	}
 	json_t *meta = json_object_get(root, "__metadata__");
 	const char *k;
 	json_t *v;
