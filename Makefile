@@ -62,7 +62,7 @@ LIB := $(BUILD)/libaim.a
 TOOL_SRC := $(wildcard tools/*.c)
 TOOLS := $(TOOL_SRC:tools/%.c=$(BIN)/%)
 TEST_SRC := $(wildcard tests/unit/*.c)
-TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_TESTS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 MAN := $(wildcard man/*.1 man/*.5)
 
@@ -101,7 +101,7 @@ $(BUILD)/libaim-cuda.so: $(CUDA_SRC) $(wildcard common/*.h common/cuda/*.h commo
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -shared -o $@ $(CUDA_SRC) -lcublas -lcublasLt
 
-check: all $(TESTS)
+check: all $(UNIT_TESTS)
 	BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
 
 bench: all
