@@ -1,0 +1,51 @@
+/* The OpenBLAS sgemm ceiling of this machine, measured the way the model
+ * uses it: each OpenMP thread multiplies its own panel with OpenBLAS held at
+ * one thread (as common/ops_linear.c does), C[M,N] = A[M,K]·B[N,K]ᵀ with the
+ * AIM-600M MLP shape (M = 512 tokens, N = 6144, K = 1536) by default.
+ * Prints the best GFLOP/s of `reps` runs.
+ *   sgemm_peak [threads] [reps] [M N K] */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+void openblas_set_num_threads(int n);
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+	int nt = argc > 1 ? atoi(argv[1]) : 2, reps = argc > 2 ? atoi(argv[2]) : 5;
+	int M = argc > 5 ? atoi(argv[3]) : 512, N = argc > 5 ? atoi(argv[4]) : 6144;
+	int K = argc > 5 ? atoi(argv[5]) : 1536;
+	float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+	float *C = malloc(sizeof(float) * M * N);
+	for (long i = 0; i < (long)M * K; i++)
+		A[i] = (float)(i % 7) * 0.1f;
+	for (long i = 0; i < (long)N * K; i++)
+		B[i] = (float)(i % 5) * 0.1f;
+	openblas_set_num_threads(1);
+	omp_set_num_threads(nt);
+	double best = 0;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now();
+		#pragma omp parallel
+		{
+			int t = omp_get_thread_num(), n = omp_get_num_threads();
+			int chunk = (N / n + 15) / 16 * 16, a = t * chunk, b = a + chunk < N ? a + chunk : N;
+			if (a < b)
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, b - a, K, 1.0f, A, K,
+					    B + (size_t)a * K, K, 0.0f, C + a, N);
+		}
+		double g = 2.0 * M * N * K / (now() - t0) * 1e-9;
+		best = g > best ? g : best;
+	}
+	printf("%.1f\n", best);
+	return 0;
+}

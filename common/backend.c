@@ -1,0 +1,106 @@
+/* Choosing the backend: the one place that knows a CUDA build may exist. */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "err.h"
+
+#define CUDA_LIB "libaim-cuda.so"
+
+/* device < 0: the library's default (AIM_CUDA_DEVICE, else 0). */
+static const aim_backend *try_cuda_at(const char *path, int device, char *why, size_t n)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(why, n, "%s", dlerror());
+		return NULL;
+	}
+	const aim_backend *be = NULL;
+	if (device < 0) {
+		const aim_backend *(*get)(void);
+		*(void **)&get = dlsym(h, "aim_backend_cuda");
+		if (!get) {
+			snprintf(why, n, "%s: no aim_backend_cuda symbol", path);
+			return NULL;
+		}
+		be = get();
+	} else {
+		const aim_backend *(*get_dev)(int);
+		*(void **)&get_dev = dlsym(h, "aim_backend_cuda_device");
+		if (!get_dev) {
+			snprintf(why, n, "%s: no aim_backend_cuda_device symbol", path);
+			return NULL;
+		}
+		be = get_dev(device);
+	}
+	if (!be) {
+		/* the library says why (driver too old, architecture, ...) */
+		const char *(*reason)(void);
+		*(void **)&reason = dlsym(h, "aim_cuda_unavailable");
+		const char *r = reason ? reason() : NULL;
+		snprintf(why, n, "%s", r && *r ? r : "no usable CUDA device");
+		return NULL;
+	}
+	if (be->abi != AIM_BACKEND_ABI) {
+		snprintf(why, n, "%s: backend ABI %d, expected %d", path, be->abi, AIM_BACKEND_ABI);
+		return NULL;
+	}
+	return be;
+}
+
+static const aim_backend *load_cuda(int device, char *why, size_t n)
+{
+	const char *env = getenv("AIM_CUDA_LIB");
+	if (env && *env)
+		return try_cuda_at(env, device, why, n);
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (len > 0) {
+		exe[len] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			const char *rel[] = {"/../lib/aim/" CUDA_LIB, "/../" CUDA_LIB};
+			for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+				char path[PATH_MAX + 32];
+				snprintf(path, sizeof path, "%s%s", exe, rel[i]);
+				if (access(path, R_OK) == 0)
+					return try_cuda_at(path, device, why, n);
+			}
+		}
+	}
+	return try_cuda_at(CUDA_LIB, device, why, n);
+}
+
+const aim_backend *aim_backend_select(const char *device)
+{
+	char why[512] = "";
+	if (device && strcmp(device, "cpu") == 0)
+		return aim_backend_cpu();
+	if (!device || strcmp(device, "auto") == 0) {
+		const aim_backend *be = load_cuda(-1, why, sizeof why);
+		return be ? be : aim_backend_cpu();
+	}
+	int index = -1;
+	if (strncmp(device, "cuda:", 5) == 0) {
+		char *end;
+		long v = strtol(device + 5, &end, 10);
+		if (end == device + 5 || *end || v < 0 || v > 1023) {
+			aim_error("bad device '%s' (expected cuda:N with N a GPU index)", device);
+			return NULL;
+		}
+		index = (int)v;
+	}
+	if (strcmp(device, "cuda") == 0 || index >= 0) {
+		const aim_backend *be = load_cuda(index, why, sizeof why);
+		if (!be)
+			aim_error("CUDA backend unavailable: %s", why);
+		return be;
+	}
+	aim_error("unknown device '%s' (expected cpu, cuda, cuda:N or auto)", device);
+	return NULL;
+}

@@ -1,0 +1,108 @@
+/* The CPU backend: ops.h functions on host memory. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "train_loss.h"
+#include "train_optim.h"
+
+static void *cpu_alloc(size_t bytes)
+{
+	/* 64-byte aligned and zeroed: GEMM panels and vector loops like it. */
+	size_t n = (bytes + 63) & ~(size_t)63;
+	void *p = aligned_alloc(64, n ? n : 64);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
+static void cpu_zero(void *p, size_t n) { memset(p, 0, n); }
+static void cpu_sync(void) {}
+
+void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
+
+static void cpu_parallel_groups(void (*fn)(void *ctx, int g), void *ctx, int ngroups)
+{
+	int saved = openblas_get_num_threads();
+	openblas_set_num_threads(1);
+	#pragma omp parallel for schedule(dynamic)
+	for (int g = 0; g < ngroups; g++)
+		fn(ctx, g);
+	openblas_set_num_threads(saved);
+}
+
+static int cpu_max_threads(void) { return omp_get_max_threads(); }
+
+static int cpu_set_precision(const char *name) { return strcmp(name, "fp32") == 0 ? 0 : -1; }
+
+char *openblas_get_config(void);
+
+static const char *cpu_describe(void)
+{
+	static char line[256];
+	snprintf(line, sizeof line, "CPU: %d threads, %s, GEMM precision fp32",
+		 omp_get_max_threads(), openblas_get_config());
+	return line;
+}
+
+static void cpu_gather_rows(float *dst, const float *src, const int *rows, long M, int D)
+{
+	#pragma omp parallel for schedule(static) if (M * D > 65536)
+	for (long i = 0; i < M; i++)
+		memcpy(dst + (size_t)i * D, src + (size_t)rows[i] * D, sizeof(float) * D);
+}
+
+static void cpu_scatter_rows(float *dst, const float *src, const int *rows, long M, int D)
+{
+	#pragma omp parallel for schedule(static) if (M * D > 65536)
+	for (long i = 0; i < M; i++)
+		memcpy(dst + (size_t)rows[i] * D, src + (size_t)i * D, sizeof(float) * D);
+}
+
+static const aim_backend cpu = {
+	.abi = AIM_BACKEND_ABI,
+	.name = "cpu",
+	.host_memory = 1,
+	.alloc = cpu_alloc,
+	.free = cpu_free,
+	.upload = cpu_copy,
+	.download = cpu_copy,
+	.copy = cpu_copy,
+	.zero = cpu_zero,
+	.synchronize = cpu_sync,
+	.linear_fwd = aim_linear_fwd,
+	.linear_fwd_acc = aim_linear_fwd_acc,
+	.linear_bwd = aim_linear_bwd,
+	.patch_embed_fwd = aim_patch_embed_fwd,
+	.patch_embed_bwd = aim_patch_embed_bwd,
+	.layernorm_fwd = aim_layernorm_fwd,
+	.layernorm_bwd = aim_layernorm_bwd,
+	.gelu_fwd = aim_gelu_fwd,
+	.gelu_bwd = aim_gelu_bwd,
+	.softmax_fwd = aim_softmax_fwd,
+	.softmax_bwd = aim_softmax_bwd,
+	.attention_fwd = aim_attention_fwd,
+	.attention_bwd = aim_attention_bwd,
+	.add_fwd = aim_add_fwd,
+	.add_rows = aim_add_rows,
+	.axpy = aim_axpy,
+	.scale = aim_scale,
+	.parallel_groups = cpu_parallel_groups,
+	.max_threads = cpu_max_threads,
+	.set_precision = cpu_set_precision,
+	.describe = cpu_describe,
+	.pixloss_targets = aim_pixloss_targets,
+	.pixloss_forward = aim_pixloss_forward,
+	.pixloss_backward = aim_pixloss_backward,
+	.gather_rows = cpu_gather_rows,
+	.scatter_rows = cpu_scatter_rows,
+	.adamw = aim_adamw_tensor,
+	.sumsq = aim_sumsq,
+};
+
+const aim_backend *aim_backend_cpu(void) { return &cpu; }

@@ -1,0 +1,33 @@
+/* Data-parallel training across processes.
+ *
+ * Two implementations of one interface: dist_single.c (always in
+ * libaim.a) is one process alone, and dist_mpi.c (built only when mpicc is
+ * found, linked into the tools ahead of libaim.a) talks MPI. The
+ * single-process functions are weak symbols so the MPI ones win whenever
+ * both are linked; a tool never needs an #ifdef.
+ *
+ * Under mpirun every rank runs the same program; rank 0 alone writes
+ * files. A process started without mpirun is rank 0 of 1 even in an MPI
+ * build (MPI is initialised only when a launcher set up the job). */
+#ifndef AIM_DIST_H
+#define AIM_DIST_H
+
+/* Initialise; returns AIM_ERR with a message on failure. */
+int aim_dist_init(int *argc, char ***argv);
+int aim_dist_rank(void);
+int aim_dist_size(void);
+/* "MPI (Open MPI ...)" or "single process": for --version and logs. */
+const char *aim_dist_name(void);
+/* Sum x[0..n) over all ranks, result on every rank (in place). The order
+ * of the sum is fixed by the library for a given number of ranks. */
+int aim_dist_allreduce_f32(float *x, long n);
+int aim_dist_allreduce_f64(double *x, long n);
+/* Rank 0's x[0..n) to every rank. */
+int aim_dist_bcast_f32(float *x, long n);
+int aim_dist_barrier(void);
+/* Finish cleanly (every rank). */
+void aim_dist_finalize(void);
+/* End every rank of the job after a fatal error on this one. */
+_Noreturn void aim_dist_abort(int code);
+
+#endif

@@ -1,0 +1,158 @@
+/* The AIM v1 trunk: patch embedding, fixed 2-D sin-cos positions, pre-norm
+ * transformer blocks, post-trunk LayerNorm. Forward for inference and
+ * training, backward for training. Ops are reached through the backend
+ * table (backend.h).
+ *
+ *   x₀      = LN_patch(patches · W_pᵀ + b_p) + pos(rows, cols)
+ *   x'      = xₗ + proj(attn(qkv(LN₁(xₗ))))        (no qkv bias)
+ *   xₗ₊₁    = x' + fc2(GELU(fc1(LN₂(x'))))         (biases where the file has them)
+ *   normed  = LN_post(x_depth)
+ * Every LayerNorm has eps 1e-6, GELU is the erf one, attention is multi-head
+ * with scale 1/√hd and one of the masks of ops.h.
+ *
+ * Threads (CPU): an inference batch of several samples is cut into groups
+ * of whole samples (at least ~512 tokens each) that go through the whole
+ * trunk each on one thread, with single-threaded OpenBLAS — no barrier
+ * between ops; a single sample, and training, parallelise inside each op
+ * instead (GEMM panels, attention per (sample, head, query block), rows).
+ *
+ * Memory: parameters live in one arena (sizes table + one allocation, the
+ * order of aim_model_param_info) or point straight into an F32 mapping;
+ * gradients, when asked for, are a second arena with the same layout;
+ * activations are a third, sized for the largest batch seen. */
+#ifndef AIM_MODEL_H
+#define AIM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "record.h"
+
+#define AIM_MAX_BLOCKS 256
+
+typedef struct {
+	int grid_rows, grid_cols; /* the training grid (img_size / patch); any grid runs */
+	int patch, channels;
+	int dim, depth, heads, mlp_hidden;
+	int proj_bias, mlp_bias;  /* attn.proj / mlp.fc1,fc2 biases (AIM v1: none) */
+	int nprobe;               /* probe layers (0-based blocks) */
+	int probe_layers[AIM_MAX_BLOCKS];
+	int num_classes;          /* of the published head (0: unknown) */
+} aim_config;
+
+/* Published AIM v1 shapes (patch 14, 224 px, 3 channels, mlp ratio 4, no
+ * biases, probe layers: the last 6, num_classes 1000): "aim-600M" (1536 / 24
+ * blocks / 12 heads), "aim-1B" (2048/24/16), "aim-3B" (3072/24/24),
+ * "aim-7B" (4096/32/32). Returns AIM_ERR for an unknown name. */
+int aim_config_preset(aim_config *c, const char *arch);
+/* The "best" probe layers of a published shape (LAYERS_BEST of the
+ * release): 600M and 7B 14–19, 1B and 3B 12–17. Returns the count (6) or
+ * AIM_ERR when the shape is not a published one. */
+int aim_config_best_layers(const aim_config *c, int *layers);
+/* Parse the JSON architecture (aim.config metadata or a Hugging Face
+ * config.json): img_size (int or [h, w]), patch_size, embed_dim,
+ * num_blocks, num_heads, num_channels (3), probe_layers (count of last
+ * blocks, or list; 6), num_classes (1000), and optionally mlp_hidden_dim
+ * or mlp_ratio (4), use_bias (false). Missing required keys are errors. */
+int aim_config_from_json(aim_config *c, const char *json, const char *what);
+/* The same keys as JSON (malloc'd string). */
+char *aim_config_to_json(const aim_config *c);
+/* Consistency (dim % heads, dim % 4, ranges); errors say which field. */
+int aim_config_check(const aim_config *c);
+
+/* One parameter tensor: its published name, shape and place in the arena. */
+typedef struct {
+	char name[64];
+	int ndim;
+	int64_t shape[4];
+	size_t numel, offset;   /* in floats, within the arena */
+	float **slot;           /* where the model keeps the pointer to it */
+	float **grad_slot;      /* where the model keeps the pointer to its gradient */
+} aim_param_info;
+
+typedef struct {
+	float *ln1_w, *ln1_b, *qkv_w, *proj_w, *proj_b, *ln2_w, *ln2_b;
+	float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} aim_block_params;
+
+typedef struct {
+	float *patch_w, *patch_b, *patch_ln_w, *patch_ln_b;
+	aim_block_params *blocks; /* [depth] */
+	float *post_w, *post_b;
+} aim_params;
+
+/* Options of one forward pass. */
+typedef struct {
+	aim_mask_kind mask;        /* AIM_MASK_NONE for inference */
+	const int *prefix;         /* [B] prefix lengths for AIM_MASK_PREFIX */
+	int train;                 /* keep what aim_model_backward needs */
+	const unsigned char *keep; /* inference: [depth] flags of block outputs to
+				      keep (NULL: the last block only); blocks after
+				      the last kept one are not run */
+	int post_norm;             /* also compute the post-trunk norm (runs every block) */
+} aim_forward_opts;
+
+typedef struct aim_model aim_model;
+struct aim_model {
+	aim_config cfg;
+	const aim_backend *be;
+	aim_params p, g;            /* parameters and their gradients */
+	int nparams;
+	aim_param_info *info;       /* [nparams] */
+	size_t arena_floats;        /* total parameter floats */
+	float *arena;               /* owned parameter arena (NULL while all point
+				       into a mapping) */
+	float *grad_arena;          /* NULL until aim_model_alloc_grads */
+	void *acts;                 /* activation arena (private layout) */
+	size_t acts_bytes;
+	struct aim_model_state *st; /* forward state (private) */
+	/* What the loader keeps alive: the mapping the parameters may point
+	 * into, and the probe head's tensors (F32, "head.*") if any. */
+	void *mapping;
+	void (*mapping_free)(void *mapping);
+	aim_record head;
+	int has_head;
+	char *source;               /* the file the weights came from */
+};
+
+/* A model with the given architecture on a backend (NULL: CPU) and no
+ * parameter storage yet; aim_model_alloc_params() or the loader provides
+ * it. */
+int aim_model_create(aim_model **out, const aim_config *c, const aim_backend *be);
+void aim_model_free(aim_model *m);
+/* The parameter arena (zero-filled) with every pointer set into it. If some
+ * pointers already point elsewhere (a mapping), their values are copied in. */
+int aim_model_alloc_params(aim_model *m);
+/* Initialise the parameters as the published code does: patch kernel
+ * Xavier-uniform over [D, C·p·p], Linear weights Xavier-uniform (bias 0),
+ * LayerNorms weight 1 bias 0. Deterministic in seed (the same numbers on
+ * every backend: drawn on the host, then uploaded). Allocates the arena. */
+int aim_model_init_params(aim_model *m, uint64_t seed);
+/* Gradient arena with the parameters' layout; zeroes it. */
+int aim_model_alloc_grads(aim_model *m);
+void aim_model_zero_grads(aim_model *m);
+/* Find a parameter by its published name (NULL if none). */
+const aim_param_info *aim_model_param(const aim_model *m, const char *name);
+
+/* Forward over patches [B, rows·cols, C·p·p] (F32, in backend memory, left
+ * untouched and kept by pointer until aim_model_backward in training). */
+int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int cols,
+		      const aim_forward_opts *o);
+/* Output of block i [B, K, D] of the last forward (kept or training);
+ * NULL when it was not kept. */
+const float *aim_model_block_output(const aim_model *m, int block);
+/* Post-trunk norm of the last block [B, K, D] (forward with post_norm). */
+const float *aim_model_normed(const aim_model *m);
+/* y[n, D] = post-trunk LayerNorm of x[n, D] (y may alias x). */
+void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n);
+
+/* Backward of the last training forward. dy [B, K, D] is dL/d(output of the
+ * last block), or dL/d(post-trunk norm output) when dy_is_normed. Parameter
+ * gradients are ADDED into the gradient arena. */
+int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed);
+
+/* Forward FLOPs of one image on a rows × cols grid (multiply-add = 2). */
+double aim_model_flops(const aim_config *c, int rows, int cols);
+
+#endif

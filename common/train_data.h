@@ -1,0 +1,58 @@
+/* Training samples from a patches stream, one image at a time.
+ *
+ * Every image of the stream has a global index g (0, 1, 2, ... in stream
+ * order, over all inputs). With `world` processes, rank r keeps the images
+ * with g % world == r (the --shard rule), so at step t the ranks together
+ * see exactly the images one process would see with world times the
+ * batch. U8 patches are normalised as (u8/255 − mean[c]) / std[c] with the
+ * stream's aim.mean / aim.std; F16/BF16/F32 patches are taken as they are.
+ * The geometry (patch size, grid, channels) comes from the first record;
+ * every later record must agree. */
+#ifndef AIM_TRAIN_DATA_H
+#define AIM_TRAIN_DATA_H
+
+#include <stdint.h>
+
+#include "record.h"
+#include "stream.h"
+
+#define AIM_MAX_CHANNELS 4
+
+typedef struct {
+	int patch;        /* p */
+	int rows, cols;   /* grid in patches */
+	int channels;     /* C */
+	int K, P;         /* rows·cols patches of C·p·p values */
+	float mean[AIM_MAX_CHANNELS], std[AIM_MAX_CHANNELS];
+} aim_geometry;
+
+typedef struct {
+	aim_reader *rd;
+	aim_record rec;
+	int64_t rec_b, rec_i;  /* images in the current record, next one */
+	uint64_t next_g;       /* global index of the next image */
+	int rank, world;
+	int have_geom;
+	aim_geometry geom;
+	int epoch;             /* aim.epoch of the current record, -1 if none */
+	char what[512];
+} aim_source;
+
+int aim_source_open(aim_source *s, const char *const *paths, int npaths, int rank, int world);
+void aim_source_close(aim_source *s);
+/* Read the first record (if not yet read) and fill s->geom. 0 at an empty
+ * stream, 1 when known, AIM_ERR. */
+int aim_source_geometry(aim_source *s);
+/* Skip images until the global index reaches g (for a resumed run).
+ * Returns 1, 0 if the stream ended first, AIM_ERR. */
+int aim_source_skip_to(aim_source *s, uint64_t g);
+/* Up to n images of this rank into x [n, K, P] with their global indices;
+ * returns how many (fewer only at the end of the stream), AIM_ERR. */
+int aim_source_next(aim_source *s, float *x, uint64_t *gidx, int n);
+
+/* Parse the geometry of a record's metadata + patches tensor. */
+int aim_geometry_from_record(aim_geometry *g, const aim_record *r, const char *what);
+/* Convert image i of a patches tensor to normalised floats [K, P]. */
+void aim_patches_to_f32(float *out, const aim_tensor *t, int64_t i, const aim_geometry *g);
+
+#endif

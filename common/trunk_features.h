@@ -1,0 +1,34 @@
+/* Features of a frozen trunk computed on the fly from a patches record, for
+ * the tools that take -m MODEL with a patches stream (aim-probe, aim-eval):
+ * the average of the chosen blocks' outputs [B, K, D], as the published
+ * AverageLayers hands them to the probe head (no post-trunk norm).
+ * U8 patches are normalised with the record's aim.mean / aim.std. */
+#ifndef AIM_TRUNK_FEATURES_H
+#define AIM_TRUNK_FEATURES_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "record.h"
+
+typedef struct {
+	aim_model *m;
+	int layers[AIM_MAX_BLOCKS], nl;
+	unsigned char keep[AIM_MAX_BLOCKS];
+	float *x, *feat;
+	size_t xcap, fcap;
+} aim_trunk_features;
+
+/* layers: NULL (the model's probe layers), "last" (last 6), "best" (the
+ * published best 6), "all", or a list such as "3", "0,4", "12-17".
+ * Errors (AIM_ERR) say what is wrong with the list. */
+int aim_trunk_features_init(aim_trunk_features *t, aim_model *m, const char *layers);
+/* Run the trunk on the record's "patches" [B, K, P]; *feat points to
+ * [B, K, D] floats owned by t (valid until the next call). */
+int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const char *what,
+			   const float **feat, int64_t *B, int64_t *K);
+/* The layers as JSON text ("[18,19,20,21,22,23]") into buf. */
+const char *aim_trunk_features_layers_json(const aim_trunk_features *t, char *buf, size_t n);
+void aim_trunk_features_free(aim_trunk_features *t);
+
+#endif

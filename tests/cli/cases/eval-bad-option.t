@@ -1,0 +1,3 @@
+cmd: aim-eval --frobnicate
+exit: 2
+stderr: Try 'aim-eval --help'

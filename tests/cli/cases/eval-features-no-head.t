@@ -1,0 +1,3 @@
+cmd: aim-eval $DATA/probe/feats.aimt
+exit: 1
+stderr: needs --head

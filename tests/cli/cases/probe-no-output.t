@@ -1,0 +1,3 @@
+cmd: aim-probe $DATA/probe/feats.aimt
+exit: 2
+stderr: -o HEAD.safetensors
