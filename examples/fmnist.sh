@@ -28,10 +28,10 @@ say "Fashion-MNIST -> ImageFolder PNG trees"
 
 # 28x28 grey images, patch 7 -> a 4x4 grid of 16 patches of 49 values.
 # Mean/std of Fashion-MNIST's training pixels.
-P="--channels 1 --size 28 --resize 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREADS -q"
+P="--channels 1 --size 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREADS -q"
 say "patches of the 60k training and 10k test images"
-"$B/aim-patchify" $P -o train.aimt data/train
-"$B/aim-patchify" $P -o test.aimt data/test
+"$B/aim-patchify" $P --resize 28 -o train.aimt data/train
+"$B/aim-patchify" $P --resize 28 -o test.aimt data/test
 
 say "pretraining a small AIM for $TRAIN_MINUTES minutes (prefix-causal trunk + pixel head)"
 rm -rf run
@@ -47,8 +47,8 @@ rm -rf run-untrained
 untrained=$(ls run-untrained/step-*.safetensors | tail -n 1)
 
 probe() { # name model
-	"$B/aim-extract" -m "$2" --layers all -q --threads "$THREADS" -o "$1-train.aimt" train.aimt
-	"$B/aim-extract" -m "$2" --layers all -q --threads "$THREADS" -o "$1-test.aimt" test.aimt
+	"$B/aim-extract" -m "$2" --layers all --batch 256 -q --threads "$THREADS" -o "$1-train.aimt" train.aimt
+	"$B/aim-extract" -m "$2" --layers all --batch 256 -q --threads "$THREADS" -o "$1-test.aimt" test.aimt
 	"$B/aim-probe" --lr 3e-3,1e-2 --epochs 30 --threads "$THREADS" -q -o "$1-head.safetensors" "$1-train.aimt"
 }
 say "features and attentive probe: pretrained trunk"

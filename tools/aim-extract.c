@@ -28,7 +28,10 @@ static const char usage[] =
 	"                       *_head_best_layers.pth; needed by --pool attn\n"
 	"  --arch NAME          architecture when the file carries none: aim-600M,\n"
 	"                       aim-1B, aim-3B, aim-7B\n"
-	"  --device DEV         cpu (default), cuda, cuda:N (GPU N) or auto\n"
+	"  --device DEV         cpu (default), cuda, cuda:N (GPU N) or auto (CUDA when\n"
+	"                       usable, else the CPU)\n"
+	"  --precision P        matrix products in fp32 (default), tf32 or bf16 (fp32\n"
+	"                       accumulation; GPU only)\n"
 	"Features:\n"
 	"  --layers LIST        0-based blocks: 3, 0,4, 12-17, last (the last 6), best\n"
 	"                       (published best 6), all; default: the model's probe layers\n"
@@ -48,7 +51,7 @@ static const char usage[] =
 	"  --help, --version\n";
 
 enum {
-	OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_ARCH, OPT_DEVICE, OPT_LAYERS, OPT_STACK, OPT_NORM,
+	OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_ARCH, OPT_DEVICE, OPT_PRECISION, OPT_LAYERS, OPT_STACK, OPT_NORM,
 	OPT_POOL, OPT_DTYPE, OPT_BATCH, OPT_SHARD,
 };
 
@@ -56,7 +59,7 @@ enum { POOL_NONE, POOL_MEAN, POOL_ATTN };
 static const char *pool_names[] = {"none", "mean", "attn"};
 
 typedef struct {
-	const char *model, *head, *arch, *device, *layers, *output;
+	const char *model, *head, *arch, *device, *precision, *layers, *output;
 	int stack, norm, pool, batch, shard_i, shard_n;
 	aim_dtype dtype;
 	char **inputs;
@@ -71,6 +74,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{"head", required_argument, 0, OPT_HEAD},
 		{"arch", required_argument, 0, OPT_ARCH},
 		{"device", required_argument, 0, OPT_DEVICE},
+		{"precision", required_argument, 0, OPT_PRECISION},
 		{"layers", required_argument, 0, OPT_LAYERS},
 		{"stack", no_argument, 0, OPT_STACK},
 		{"norm", no_argument, 0, OPT_NORM},
@@ -92,7 +96,8 @@ static void parse_options(options *o, int argc, char **argv)
 		case 'm': o->model = optarg; break;
 		case OPT_HEAD: o->head = optarg; break;
 		case OPT_ARCH: o->arch = optarg; break;
-		case OPT_DEVICE: o->device = optarg; break;
+		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
+		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
 		case OPT_LAYERS: o->layers = optarg; break;
 		case OPT_STACK: o->stack = 1; break;
 		case OPT_NORM: o->norm = 1; break;
@@ -334,8 +339,11 @@ int main(int argc, char **argv)
 	if (aim_model_load(&m, o.model, &lo) < 0)
 		aim_die_status(AIM_ERR);
 	const aim_config *c = &m->cfg;
-	if (aim_self.verbose && m->be->describe)
-		aim_info("%s", m->be->describe());
+	char *config_json = aim_config_to_json(c);
+	if (aim_backend_set_precision(m->be, o.precision))
+		aim_die("--precision %s: %s", o.precision, aim_errmsg());
+	if (aim_self.verbose)
+		aim_info("backend: %s", aim_backend_line(m->be));
 	int layers[AIM_MAX_BLOCKS];
 	int nl = parse_layers(o.layers, c, layers);
 	unsigned char keep[AIM_MAX_BLOCKS] = {0};
@@ -504,6 +512,10 @@ int main(int argc, char **argv)
 		aim_record_set_meta(&out, "aim.model", o.model);
 		aim_record_set_meta(&out, "aim.layers", layers_s);
 		aim_record_set_meta(&out, "aim.pool", pool_names[o.pool]);
+		/* The architecture travels with the features, so aim-probe knows
+		 * the model's head count without being told. */
+		if (config_json)
+			aim_record_set_meta(&out, "aim.config", config_json);
 		int wr = aim_writer_write(w, &out);
 		if (wr == AIM_EPIPE) { /* the reader downstream has gone: end quietly */
 			aim_writer_abort(w);
@@ -538,5 +550,6 @@ int main(int argc, char **argv)
 	if (dtmp)
 		be->free(dtmp);
 	aim_model_free(m);
+	free(config_json);
 	return AIM_EXIT_OK;
 }

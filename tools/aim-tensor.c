@@ -1,4 +1,5 @@
 /* aim-tensor: inspect, slice, concatenate and export tensor streams. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,8 +97,11 @@ static void print_info(aim_reader *rd)
 	}
 	if (rc < 0)
 		aim_die_status(rc);
-	if (fflush(stdout))
-		aim_die("standard output: write failed");
+	if (fflush(stdout) || ferror(stdout)) {
+		if (errno == EPIPE)
+			exit(AIM_EXIT_OK); /* the reader downstream has what it wanted */
+		aim_die("standard output: write failed: %s", strerror(errno));
+	}
 	aim_info("%ld records, %lld samples (first dimension of the first tensor)", recs, samples);
 	aim_record_free(&r);
 }
