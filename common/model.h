@@ -50,6 +50,11 @@ int aim_config_preset(aim_config *c, const char *arch);
  * release): 600M and 7B 14–19, 1B and 3B 12–17. Returns the count (6) or
  * AIM_ERR when the shape is not a published one. */
 int aim_config_best_layers(const aim_config *c, int *layers);
+/* A --layers value into block indices: NULL (the model's probe layers),
+ * "last" (the last 6), "best" (the published best 6), "all", or a comma
+ * list of blocks and ranges ("3", "0,4", "12-17"). Returns the count, or
+ * AIM_ERR with a message that quotes the value. */
+int aim_config_parse_layers(const aim_config *c, const char *spec, int *layers);
 /* Parse the JSON architecture (aim.config metadata or a Hugging Face
  * config.json): img_size (int or [h, w]), patch_size, embed_dim,
  * num_blocks, num_heads, num_channels (3), probe_layers (count of last

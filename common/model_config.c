@@ -62,6 +62,49 @@ int aim_config_best_layers(const aim_config *c, int *layers)
 			 "(aim-600M, aim-1B, aim-3B, aim-7B); give the blocks explicitly");
 }
 
+int aim_config_parse_layers(const aim_config *c, const char *spec, int *out)
+{
+	if (!spec) {
+		memcpy(out, c->probe_layers, sizeof(int) * (size_t)c->nprobe);
+		return c->nprobe;
+	}
+	if (!strcmp(spec, "all") || !strcmp(spec, "last")) {
+		int n = !strcmp(spec, "all") || c->depth < 6 ? c->depth : 6;
+		for (int i = 0; i < n; i++)
+			out[i] = c->depth - n + i;
+		return n;
+	}
+	if (!strcmp(spec, "best"))
+		return aim_config_best_layers(c, out);
+	int n = 0;
+	const char *p = spec;
+	while (*p) {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+		if (end == p)
+			return aim_error("layers '%s': not a list of blocks (e.g. 3, 0,4, 12-17)", spec);
+		if (*end == '-') {
+			p = end + 1;
+			b = strtol(p, &end, 10);
+			if (end == p)
+				return aim_error("layers '%s': open range", spec);
+		}
+		if (a < 0 || b < a || b >= c->depth)
+			return aim_error("layers '%s': blocks must lie in 0..%d", spec, c->depth - 1);
+		for (long i = a; i <= b; i++) {
+			if (n >= AIM_MAX_BLOCKS)
+				return aim_error("layers '%s': too many blocks", spec);
+			out[n++] = (int)i;
+		}
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return aim_error("layers '%s': not a list of blocks", spec);
+		p = end;
+	}
+	return n ? n : aim_error("layers '%s': empty", spec);
+}
+
 static int get_int(json_t *o, const char *key, int *v, int required, const char *what)
 {
 	json_t *j = json_object_get(o, key);

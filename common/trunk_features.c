@@ -10,54 +10,11 @@
 #include "err.h"
 #include "ops.h"
 
-static int parse_layers(const char *spec, const aim_config *c, int *out)
-{
-	if (!spec) {
-		memcpy(out, c->probe_layers, sizeof(int) * (size_t)c->nprobe);
-		return c->nprobe;
-	}
-	if (!strcmp(spec, "all") || !strcmp(spec, "last")) {
-		int n = !strcmp(spec, "all") || c->depth < 6 ? c->depth : 6;
-		for (int i = 0; i < n; i++)
-			out[i] = c->depth - n + i;
-		return n;
-	}
-	if (!strcmp(spec, "best"))
-		return aim_config_best_layers(c, out);
-	int n = 0;
-	const char *p = spec;
-	while (*p) {
-		char *end;
-		long a = strtol(p, &end, 10), b = a;
-		if (end == p)
-			return aim_error("layers '%s': not a list of blocks (e.g. 3, 0,4, 12-17)", spec);
-		if (*end == '-') {
-			p = end + 1;
-			b = strtol(p, &end, 10);
-			if (end == p)
-				return aim_error("layers '%s': open range", spec);
-		}
-		if (a < 0 || b < a || b >= c->depth)
-			return aim_error("layers '%s': blocks must lie in 0..%d", spec, c->depth - 1);
-		for (long i = a; i <= b; i++) {
-			if (n >= AIM_MAX_BLOCKS)
-				return aim_error("layers '%s': too many blocks", spec);
-			out[n++] = (int)i;
-		}
-		if (*end == ',')
-			end++;
-		else if (*end)
-			return aim_error("layers '%s': not a list of blocks", spec);
-		p = end;
-	}
-	return n ? n : aim_error("layers '%s': empty", spec);
-}
-
 int aim_trunk_features_init(aim_trunk_features *t, aim_model *m, const char *layers)
 {
 	memset(t, 0, sizeof *t);
 	t->m = m;
-	int n = parse_layers(layers, &m->cfg, t->layers);
+	int n = aim_config_parse_layers(&m->cfg, layers, t->layers);
 	if (n < 0)
 		return AIM_ERR;
 	t->nl = n;

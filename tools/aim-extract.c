@@ -129,50 +129,11 @@ static void parse_options(options *o, int argc, char **argv)
 /* --layers: a comma list of blocks and ranges, or last / best / all. */
 static int parse_layers(const char *spec, const aim_config *c, int *out)
 {
-	if (!spec) {
-		memcpy(out, c->probe_layers, sizeof(int) * c->nprobe);
-		return c->nprobe;
-	}
-	if (!strcmp(spec, "all") || !strcmp(spec, "last")) {
-		int n = !strcmp(spec, "all") || c->depth < 6 ? c->depth : 6;
-		for (int i = 0; i < n; i++)
-			out[i] = c->depth - n + i;
-		return n;
-	}
-	if (!strcmp(spec, "best")) {
-		int n = aim_config_best_layers(c, out);
-		if (n < 0)
-			aim_die("--layers best: %s", aim_errmsg());
-		return n;
-	}
-	int n = 0;
-	const char *p = spec;
-	while (*p) {
-		char *end;
-		long a = strtol(p, &end, 10), b;
-		if (end == p)
-			aim_usage_error("--layers: '%s' is not a list of blocks (e.g. 3, 0,4, 12-17)", spec);
-		b = a;
-		if (*end == '-') {
-			p = end + 1;
-			b = strtol(p, &end, 10);
-			if (end == p)
-				aim_usage_error("--layers: '%s' has an open range", spec);
-		}
-		if (a < 0 || b < a || b >= c->depth)
-			aim_usage_error("--layers: '%s': blocks must lie in 0..%d (the model has %d)", spec,
-					c->depth - 1, c->depth);
-		for (long i = a; i <= b; i++) {
-			if (n >= AIM_MAX_BLOCKS)
-				aim_usage_error("--layers: too many blocks");
-			out[n++] = (int)i;
-		}
-		if (*end == ',')
-			end++;
-		else if (*end)
-			aim_usage_error("--layers: '%s' is not a list of blocks", spec);
-		p = end;
-	}
+	int n = aim_config_parse_layers(c, spec, out);
+	if (n < 0 && spec && !strcmp(spec, "best")) /* a fine value this model has no answer for */
+		aim_die("--layers best: %s", aim_errmsg());
+	if (n < 0)
+		aim_usage_error("--%s", aim_errmsg());
 	return n;
 }
 
