@@ -1,6 +1,7 @@
 /* Probe heads: attentive (AIM v1) and linear; forward and backward side by
  * side. The maths is spelled out in probe_head.h. */
 #include "probe_head.h"
+#include "train_optim.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -791,23 +792,12 @@ void aim_head_adamw_free(aim_head_adamw *o)
 	memset(o, 0, sizeof *o);
 }
 
+/* One parameter range of the flat head vector: the trainer's AdamW. */
 static void adamw_range(aim_head_adamw *o, float *p, const float *g, size_t off, size_t n,
 			double lr, double wd)
 {
-	double b1 = o->beta1, b2 = o->beta2;
-	double bc1 = 1 - pow(b1, (double)o->t), bc2 = 1 - pow(b2, (double)o->t);
-	double step = lr / bc1, sbc2 = sqrt(bc2);
-	float *m = o->m + off, *v = o->v + off;
-	p += off, g += off;
-#pragma omp parallel for schedule(static) if (n > AIM_PAR_MIN)
-	for (size_t i = 0; i < n; i++) {
-		double pi = p[i] * (1 - lr * wd);
-		double mi = b1 * m[i] + (1 - b1) * g[i];
-		double vi = b2 * v[i] + (1 - b2) * (double)g[i] * g[i];
-		m[i] = (float)mi;
-		v[i] = (float)vi;
-		p[i] = (float)(pi - step * mi / (sqrt(vi) / sbc2 + o->eps));
-	}
+	aim_adamw_tensor(p + off, o->m + off, o->v + off, g + off, (long)n, lr, o->beta1, o->beta2,
+			 o->eps, wd, wd != 0, (long)o->t);
 }
 
 void aim_head_adamw_step(aim_head_adamw *o, aim_head *h, const float *grad, double lr,
