@@ -9,11 +9,11 @@
 # ./fmnist-demo): loss.png, predictions.png, confusion.png, the run
 # directory, the heads, and summary.txt.
 #
-# Environment: OUT, TRAIN_MINUTES (default 9), THREADS (default all cores).
+# Environment: OUT, TRAIN_MINUTES (default 12), THREADS (default all cores).
 set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$PWD/fmnist-demo}
-TRAIN_MINUTES=${TRAIN_MINUTES:-9}
+TRAIN_MINUTES=${TRAIN_MINUTES:-12}
 THREADS=${THREADS:-$(nproc)}
 "$TOP/scripts/setup.sh" demo
 make -C "$TOP" -s -j"$THREADS" >&2
@@ -37,7 +37,7 @@ say "pretraining a small AIM for $TRAIN_MINUTES minutes (prefix-causal trunk + p
 rm -rf run
 "$B/aim-patchify" $P --transform train --scale 0.6,1 --epochs 1000 --shuffle --seed 1 data/train |
 	"$B/aim-train" --preset fmnist --minutes "$TRAIN_MINUTES" --batch 128 --lr 1.5e-3 \
-		--save-every 1000000 --val test.aimt --threads "$THREADS" -o run
+		--save-every 1000000 --val test.aimt --val-every 100 --threads "$THREADS" -o run
 ckpt=$(ls run/step-*.safetensors | tail -n 1)
 cp run/loss.png run/predictions.png .
 
