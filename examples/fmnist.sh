@@ -32,12 +32,13 @@ P="--channels 1 --size 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREAD
 say "patches of the 60k training and 10k test images"
 "$B/aim-patchify" $P --resize 28 -o train.aimt data/train
 "$B/aim-patchify" $P --resize 28 -o test.aimt data/test
+"$B/aim-tensor" cat -q --count 2000 -o val.aimt test.aimt   # pixel-loss validation subset
 
 say "pretraining a small AIM for $TRAIN_MINUTES minutes (prefix-causal trunk + pixel head)"
 rm -rf run
 "$B/aim-patchify" $P --transform train --scale 0.6,1 --epochs 1000 --shuffle --seed 1 data/train |
 	"$B/aim-train" --preset fmnist --minutes "$TRAIN_MINUTES" --batch 128 --lr 1.5e-3 \
-		--save-every 1000000 --val test.aimt --val-every 100 --threads "$THREADS" -o run
+		--save-every 1000000 --val val.aimt --val-every 100 --threads "$THREADS" -o run
 ckpt=$(ls run/step-*.safetensors | tail -n 1)
 cp run/loss.png run/predictions.png .
 
