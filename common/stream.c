@@ -128,21 +128,33 @@ static int ensure_out(aim_reader *rd, size_t need)
 	return 0;
 }
 
+/* Whatever bytes are available now (at least one, or 0 at the end): read(2),
+ * not fread, because fread waits for a full buffer and a client that sends
+ * one record down a pipe and waits for the answer would wait forever. */
+static ssize_t read_some(aim_reader *rd, void *buf, size_t n)
+{
+	for (;;) {
+		ssize_t got = read(fileno(rd->fp), buf, n);
+		if (got >= 0 || errno != EINTR)
+			return got;
+	}
+}
+
 /* Read more input and decode it into out. Returns 1 progress, 0 at EOF. */
 static int pump(aim_reader *rd)
 {
 	if (rd->in_pos == rd->in_len) {
 		if (rd->eof)
 			return 0;
-		size_t n = fread(rd->in, 1, rd->in_cap, rd->fp);
+		ssize_t n = read_some(rd, rd->in, rd->in_cap);
+		if (n < 0)
+			return aim_error("%s: read error: %s", input_name(rd), strerror(errno));
 		if (n == 0) {
-			if (ferror(rd->fp))
-				return aim_error("%s: read error: %s", input_name(rd), strerror(errno));
 			rd->eof = 1;
 			return 0;
 		}
 		rd->in_pos = 0;
-		rd->in_len = n;
+		rd->in_len = (size_t)n;
 	}
 	if (rd->mode == MODE_UNKNOWN) {
 		/* Need four bytes to tell zstd from raw. */
@@ -150,10 +162,12 @@ static int pump(aim_reader *rd)
 			memmove(rd->in, rd->in + rd->in_pos, rd->in_len - rd->in_pos);
 			rd->in_len -= rd->in_pos;
 			rd->in_pos = 0;
-			size_t n = fread(rd->in + rd->in_len, 1, rd->in_cap - rd->in_len, rd->fp);
+			ssize_t n = read_some(rd, rd->in + rd->in_len, rd->in_cap - rd->in_len);
+			if (n < 0)
+				return aim_error("%s: read error: %s", input_name(rd), strerror(errno));
 			if (n == 0)
 				rd->eof = 1;
-			rd->in_len += n;
+			rd->in_len += (size_t)n;
 		}
 		const unsigned char *b = rd->in + rd->in_pos;
 		uint32_t magic = rd->in_len - rd->in_pos >= 4
