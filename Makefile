@@ -53,7 +53,7 @@ ifneq ($(CUDA_SRC),)
 CUDA_LIB := $(BUILD)/libaim-cuda.so
 endif
 endif
-NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Icommon -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Icommon -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
 # --- sources -------------------------------------------------------------------
 COMMON_SRC := $(filter-out common/dist_mpi.c,$(wildcard common/*.c))

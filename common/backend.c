@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <omp.h>
+
 #include "backend.h"
+#include "cli.h"
 #include "err.h"
 
 #define CUDA_LIB "libaim-cuda.so"
@@ -103,4 +106,69 @@ const aim_backend *aim_backend_select(const char *device)
 	}
 	aim_error("unknown device '%s' (expected cpu, cuda, cuda:N or auto)", device);
 	return NULL;
+}
+
+int aim_backend_set_precision(const aim_backend *be, const char *precision)
+{
+	if (!precision)
+		return 0;
+	if (strcmp(precision, "fp32") && strcmp(precision, "bf16") && strcmp(precision, "tf32"))
+		return aim_error("unknown precision '%s' (expected fp32, tf32 or bf16)", precision);
+	if (!be->set_precision || be->set_precision(precision) < 0)
+		return aim_error("the %s backend does not offer %s matrix products%s", be->name,
+				 precision, be->host_memory ? " (the CPU computes in fp32 only)" : "");
+	return 0;
+}
+
+char *openblas_get_config(void);
+
+/* For --version: every backend and whether it can run here. Loading the
+ * CUDA library starts its device, so it happens only when asked. */
+const char *aim_backend_describe(void)
+{
+	static char line[1024];
+	char why[512] = "", blas[64];
+	/* "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ...": name and version */
+	snprintf(blas, sizeof blas, "%s", openblas_get_config());
+	char *sp = strchr(blas, ' ');
+	if (sp && (sp = strchr(sp + 1, ' ')))
+		*sp = 0;
+	const aim_backend *cuda = load_cuda(-1, why, sizeof why);
+	snprintf(line, sizeof line, "cpu (%s, %d threads); cuda: %s", blas, omp_get_max_threads(),
+		 cuda ? (cuda->describe ? cuda->describe() : "available") : why);
+	return line;
+}
+
+/* The syntax of a device name, apart from whether it can be loaded. */
+static int device_name_ok(const char *d)
+{
+	if (!strcmp(d, "cpu") || !strcmp(d, "auto") || !strcmp(d, "cuda"))
+		return 1;
+	if (strncmp(d, "cuda:", 5))
+		return 0;
+	char *end;
+	long v = strtol(d + 5, &end, 10);
+	return end != d + 5 && !*end && v >= 0 && v <= 1023 && d[5] != '-' && d[5] != '+';
+}
+
+const char *aim_opt_device(const char *arg)
+{
+	if (!device_name_ok(arg))
+		aim_usage_error("--device: '%s' is not cpu, cuda, cuda:N or auto", arg);
+	return arg;
+}
+
+const char *aim_opt_precision(const char *arg)
+{
+	if (strcmp(arg, "fp32") && strcmp(arg, "tf32") && strcmp(arg, "bf16"))
+		aim_usage_error("--precision: '%s' is not fp32, tf32 or bf16", arg);
+	return arg;
+}
+
+const char *aim_backend_line(const aim_backend *be)
+{
+	static char line[700];
+	snprintf(line, sizeof line, "%s (%s)", be->name,
+		 be->describe ? be->describe() : "no description");
+	return line;
 }

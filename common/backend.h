@@ -110,4 +110,24 @@ const aim_backend *aim_backend_cpu(void);
  * Returns NULL with aim_error() set on failure. */
 const aim_backend *aim_backend_select(const char *device);
 
+/* --precision NAME on a chosen backend: "fp32", "bf16" (or "tf32");
+ * NULL leaves the backend's default. An error naming the backend if it
+ * does not offer that precision (the CPU: fp32 only). */
+int aim_backend_set_precision(const aim_backend *be, const char *precision);
+
+/* Option parsers for the tools (a bad value is a usage error, exit 2):
+ * --device cpu|auto|cuda|cuda:N and --precision fp32|tf32|bf16. Whether
+ * the device can be used is decided by aim_backend_select. */
+const char *aim_opt_device(const char *arg);
+const char *aim_opt_precision(const char *arg);
+
+/* "cuda (CUDA device 0: NVIDIA H100 ..., GEMM precision bf16)": what -v
+ * says about the backend in use. */
+const char *aim_backend_line(const aim_backend *be);
+
+/* One line for --version: "cpu (OpenBLAS ..., N threads); cuda: <the CUDA
+ * library's description, or why it cannot be used>". Loads the CUDA
+ * library (starting its device) on the first call. */
+const char *aim_backend_describe(void);
+
 #endif

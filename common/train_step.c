@@ -9,26 +9,45 @@
 #include "train_rng.h"
 #include "train_step.h"
 
+static void free_scratch(aim_trainer *t)
+{
+	const aim_backend *be = t->be;
+	be->free(t->target); be->free(t->pred); be->free(t->dpred); be->free(t->hin);
+	be->free(t->dhin); be->free(t->dnormed); be->free(t->dx);
+	free(t->rows); free(t->pos); free(t->host_pred);
+	t->target = t->pred = t->dpred = t->hin = t->dhin = t->dnormed = t->dx = NULL;
+	t->host_pred = NULL;
+	t->rows = t->pos = NULL;
+}
+
+/* Scratch for micro-batches of n images, in the backend's memory. */
 static int ensure(aim_trainer *t, long n)
 {
 	if (n <= t->cap_images)
 		return 0;
+	const aim_backend *be = t->be;
 	const long KP = (long)t->geom.K * t->geom.P, KD = (long)t->geom.K * t->model->cfg.dim;
-	free(t->target); free(t->pred); free(t->dpred); free(t->hin); free(t->dhin);
-	free(t->dnormed); free(t->rows); free(t->pos);
-	t->target = malloc(sizeof(float) * n * KP);
-	t->pred = malloc(sizeof(float) * n * KP);
-	t->dpred = malloc(sizeof(float) * n * KP);
-	t->hin = malloc(sizeof(float) * n * KD);
-	t->dhin = malloc(sizeof(float) * n * KD);
-	t->dnormed = malloc(sizeof(float) * n * KD);
+	free_scratch(t);
+	t->target = be->alloc(sizeof(float) * n * KP);
+	t->pred = be->alloc(sizeof(float) * n * KP);
+	t->dpred = be->alloc(sizeof(float) * n * KP);
+	t->hin = be->alloc(sizeof(float) * n * KD);
+	t->dhin = be->alloc(sizeof(float) * n * KD);
+	t->dnormed = be->alloc(sizeof(float) * n * KD);
 	t->rows = malloc(sizeof(int) * n * t->geom.K);
 	t->pos = malloc(sizeof(int) * n * t->geom.K);
+	int dev_ok = 1;
+	if (!be->host_memory) { /* patches go up; predictions come down */
+		t->dx = be->alloc(sizeof(float) * n * KP);
+		t->host_pred = malloc(sizeof(float) * n * KP);
+		dev_ok = t->dx && t->host_pred;
+	}
 	t->cap_images = n;
 	if (!t->target || !t->pred || !t->dpred || !t->hin || !t->dhin || !t->dnormed ||
-	    !t->rows || !t->pos) {
+	    !t->rows || !t->pos || !dev_ok) {
 		t->cap_images = 0;
-		return aim_error("out of memory for a micro-batch of %ld images", n);
+		return aim_error("out of %s memory for a micro-batch of %ld images",
+				 be->host_memory ? "host" : be->name, n);
 	}
 	return 0;
 }
@@ -42,6 +61,7 @@ int aim_trainer_init(aim_trainer *t, aim_model *model, int head_blocks, int head
 	t->norm_pix = norm_pix;
 	t->seed = seed;
 	t->micro = micro;
+	t->be = aim_backend_cpu();
 	aim_optim_init(&t->optim);
 	if (aim_pixel_head_new(&t->head, model->cfg.dim, head_dim, head_blocks, g->P, g->rows,
 			       g->cols))
@@ -66,19 +86,261 @@ int aim_trainer_init(aim_trainer *t, aim_model *model, int head_blocks, int head
 	return ensure(t, micro);
 }
 
+static void free_device(aim_trainer *t)
+{
+	const aim_backend *be = t->be;
+	if (be->host_memory)
+		return;
+	float **bufs[] = {&t->dhead_params, &t->dhead_grads, &t->dhead_pos, &t->dm, &t->dv,
+			  &t->hx, &t->hln, &t->hstats, &t->hpre, &t->hact, &t->hxn, &t->hdx,
+			  &t->hdln, &t->hdact, &t->hdpre, &t->hposrows};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+		be->free(*bufs[i]);
+		*bufs[i] = NULL;
+	}
+	free(t->dw);
+	free(t->dg);
+	t->dw = t->dg = NULL;
+	if (t->dev)
+		aim_model_free(t->dev);
+	t->dev = NULL;
+	t->dev_live = 0;
+	t->dcap_rows = 0;
+}
+
 void aim_trainer_free(aim_trainer *t)
 {
+	if (t->be) {
+		free_scratch(t);
+		free_device(t);
+	}
 	aim_pixel_head_free(&t->head);
 	aim_optim_free(&t->optim);
-	free(t->target); free(t->pred); free(t->dpred); free(t->hin); free(t->dhin);
-	free(t->dnormed); free(t->rows); free(t->pos);
 	memset(t, 0, sizeof *t);
 }
 
-/* Forward of n images through the trunk with the given prefixes, then the
- * head on the rows that predict a patch outside the prefix (t->rows,
- * t->pred; their count in *M). With train, keeps what the backward needs. */
-static int forward(aim_trainer *t, const float *x, int n, const int *prefix, int train, long *M)
+int aim_trainer_set_backend(aim_trainer *t, const aim_backend *be)
+{
+	if (!be || be == t->be)
+		return 0;
+	if (t->dev_live)
+		return aim_error("the trainer's backend cannot change after the first step");
+	free_scratch(t);
+	free_device(t);
+	t->cap_images = 0;
+	t->be = be;
+	return ensure(t, t->micro);
+}
+
+/* The device state from the host objects: the trunk twin, the head, the
+ * moments and the per-tensor pointers of the optimiser's list. */
+static int go_live(aim_trainer *t)
+{
+	const aim_backend *be = t->be;
+	if (be->host_memory || t->dev_live)
+		return 0;
+	aim_model *h = t->model;
+	aim_pixel_head *hd = &t->head;
+	if (aim_model_create(&t->dev, &h->cfg, be) || aim_model_alloc_params(t->dev) ||
+	    aim_model_alloc_grads(t->dev))
+		return AIM_ERR;
+	for (int i = 0; i < h->nparams; i++) /* slot by slot: the host may be mmapped */
+		be->upload(*t->dev->info[i].slot, *h->info[i].slot, h->info[i].numel * sizeof(float));
+	const size_t hp = sizeof(float) * (size_t)hd->nparams;
+	const size_t hpos = sizeof(float) * (size_t)hd->rows * hd->cols * hd->width;
+	const size_t mom = sizeof(float) * (size_t)(t->optim.total ? t->optim.total : 1);
+	t->dhead_params = be->alloc(hp);
+	t->dhead_grads = be->alloc(hp);
+	t->dhead_pos = be->alloc(hpos);
+	t->dm = be->alloc(mom);
+	t->dv = be->alloc(mom);
+	t->dw = calloc(t->optim.n ? t->optim.n : 1, sizeof(float *));
+	t->dg = calloc(t->optim.n ? t->optim.n : 1, sizeof(float *));
+	if (!t->dhead_params || !t->dhead_grads || !t->dhead_pos || !t->dm || !t->dv || !t->dw ||
+	    !t->dg)
+		return aim_error("out of %s memory for the training state", be->name);
+	be->upload(t->dhead_params, hd->params, hp);
+	be->upload(t->dhead_pos, hd->pos, hpos);
+	be->upload(t->dm, t->optim.m, sizeof(float) * (size_t)t->optim.total);
+	be->upload(t->dv, t->optim.v, sizeof(float) * (size_t)t->optim.total);
+	/* optim.t lists the trunk's tensors (in model order), then the head's */
+	for (int i = 0; i < t->optim.n; i++) {
+		aim_trainable *tr = &t->optim.t[i];
+		if (i < h->nparams) {
+			t->dw[i] = *t->dev->info[i].slot;
+			t->dg[i] = *t->dev->info[i].grad_slot;
+		} else {
+			t->dw[i] = t->dhead_params + (tr->w - hd->params);
+			t->dg[i] = t->dhead_grads + (tr->g - hd->grads);
+		}
+	}
+	t->dev_live = 1;
+	return 0;
+}
+
+void aim_trainer_sync_host(aim_trainer *t)
+{
+	if (!t->dev_live)
+		return;
+	const aim_backend *be = t->be;
+	aim_model *h = t->model;
+	for (int i = 0; i < h->nparams; i++)
+		be->download(*h->info[i].slot, *t->dev->info[i].slot,
+			     h->info[i].numel * sizeof(float));
+	be->download(t->head.params, t->dhead_params, sizeof(float) * (size_t)t->head.nparams);
+	be->download(t->optim.m, t->dm, sizeof(float) * (size_t)t->optim.total);
+	be->download(t->optim.v, t->dv, sizeof(float) * (size_t)t->optim.total);
+}
+
+/* ---- the pixel head on a device backend ------------------------------------
+ * The sequence of ops of aim_pixel_head_forward / _backward (train_head.c),
+ * through the table, on the device copies of the head's parameters. */
+
+static int head_dev_ensure(aim_trainer *t, long M)
+{
+	if (M <= t->dcap_rows)
+		return 0;
+	const aim_backend *be = t->be;
+	float **bufs[] = {&t->hx, &t->hln, &t->hstats, &t->hpre, &t->hact, &t->hxn, &t->hdx,
+			  &t->hdln, &t->hdact, &t->hdpre, &t->hposrows};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+		be->free(*bufs[i]);
+		*bufs[i] = NULL;
+	}
+	t->dcap_rows = 0;
+	const long W = t->head.width, N = t->head.blocks, N1 = N ? N : 1;
+	const size_t f = sizeof(float);
+	t->hx = be->alloc(f * (N + 1) * M * W);
+	t->hln = be->alloc(f * N1 * M * W);
+	t->hstats = be->alloc(f * (N + 1) * 2 * M);
+	t->hpre = be->alloc(f * N1 * M * 4 * W);
+	t->hact = be->alloc(f * N1 * M * 4 * W);
+	t->hxn = be->alloc(f * M * W);
+	t->hdx = be->alloc(f * M * W);
+	t->hdln = be->alloc(f * M * W);
+	t->hdact = be->alloc(f * M * 4 * W);
+	t->hdpre = be->alloc(f * M * 4 * W);
+	t->hposrows = be->alloc(f * M * W);
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		if (!*bufs[i])
+			return aim_error("out of %s memory for pixel-head activations (%ld rows)",
+					 be->name, M);
+	t->dcap_rows = M;
+	return 0;
+}
+
+/* Device parameter (and gradient) of the head tensor named suffix. */
+static float *hp(aim_trainer *t, const char *suffix, float **grad)
+{
+	float *g, *w = aim_pixel_head_param(&t->head, suffix, &g);
+	if (grad)
+		*grad = t->dhead_grads + (g - t->head.grads);
+	return t->dhead_params + (w - t->head.params);
+}
+
+static const char *bname(char *buf, size_t n, int i, const char *what)
+{
+	snprintf(buf, n, "blocks.%d.%s", i, what);
+	return buf;
+}
+
+static int head_dev_forward(aim_trainer *t, float *pred, const float *in, long M,
+			    const int *pos)
+{
+	const aim_backend *be = t->be;
+	const int W = t->head.width, Mi = (int)M;
+	const float eps = t->head.eps;
+	char nb[96];
+	if (head_dev_ensure(t, M))
+		return AIM_ERR;
+	t->drows_used = M;
+	float *x0 = t->hx;
+	be->linear_fwd(x0, in, hp(t, "proj.weight", NULL), hp(t, "proj.bias", NULL), Mi,
+		       t->head.in_dim, W);
+	/* + the position-table row of each row's grid position */
+	be->gather_rows(t->hposrows, t->dhead_pos, pos, M, W);
+	be->add_fwd(x0, x0, t->hposrows, (size_t)M * W);
+	for (int i = 0; i < t->head.blocks; i++) {
+		const float *xi = t->hx + (long)i * M * W;
+		float *xo = t->hx + (long)(i + 1) * M * W;
+		float *ln = t->hln + (long)i * M * W;
+		float *mean = t->hstats + (long)i * 2 * M, *rstd = mean + M;
+		float *pre = t->hpre + (long)i * M * 4 * W, *act = t->hact + (long)i * M * 4 * W;
+		be->layernorm_fwd(ln, mean, rstd, xi, hp(t, bname(nb, sizeof nb, i, "norm.weight"), NULL),
+				  hp(t, bname(nb, sizeof nb, i, "norm.bias"), NULL), Mi, W, eps);
+		be->linear_fwd(pre, ln, hp(t, bname(nb, sizeof nb, i, "mlp.fc1.weight"), NULL), NULL,
+			       Mi, W, 4 * W);
+		be->gelu_fwd(act, pre, (size_t)M * 4 * W);
+		be->linear_fwd(xo, act, hp(t, bname(nb, sizeof nb, i, "mlp.fc2.weight"), NULL), NULL,
+			       Mi, 4 * W, W);
+		be->add_fwd(xo, xo, xi, (size_t)M * W);
+	}
+	const float *xN = t->hx + (long)t->head.blocks * M * W;
+	float *mean = t->hstats + (long)t->head.blocks * 2 * M, *rstd = mean + M;
+	be->layernorm_fwd(t->hxn, mean, rstd, xN, hp(t, "norm.weight", NULL),
+			  hp(t, "norm.bias", NULL), Mi, W, eps);
+	be->linear_fwd(pred, t->hxn, hp(t, "pred.weight", NULL), hp(t, "pred.bias", NULL), Mi, W,
+		       t->head.out_dim);
+	return 0;
+}
+
+static void head_dev_backward(aim_trainer *t, float *din, const float *dpred, const float *in)
+{
+	const aim_backend *be = t->be;
+	const long M = t->drows_used;
+	const int W = t->head.width, Mi = (int)M;
+	const size_t f = sizeof(float);
+	char nb[96];
+	float *gw, *gb;
+	float *wp = hp(t, "pred.weight", &gw);
+	hp(t, "pred.bias", &gb);
+	be->zero(t->hdln, f * M * W);
+	be->linear_bwd(t->hdln, gw, gb, dpred, t->hxn, wp, Mi, W, t->head.out_dim);
+	const float *xN = t->hx + (long)t->head.blocks * M * W;
+	float *mean = t->hstats + (long)t->head.blocks * 2 * M, *rstd = mean + M;
+	float *nw = hp(t, "norm.weight", &gw);
+	hp(t, "norm.bias", &gb);
+	be->zero(t->hdx, f * M * W);
+	be->layernorm_bwd(t->hdx, gw, gb, t->hdln, xN, nw, mean, rstd, Mi, W);
+	for (int i = t->head.blocks - 1; i >= 0; i--) {
+		const float *xi = t->hx + (long)i * M * W;
+		const float *ln = t->hln + (long)i * M * W;
+		const float *bm = t->hstats + (long)i * 2 * M, *br = bm + M;
+		const float *pre = t->hpre + (long)i * M * 4 * W, *act = t->hact + (long)i * M * 4 * W;
+		float *w2 = hp(t, bname(nb, sizeof nb, i, "mlp.fc2.weight"), &gw);
+		be->zero(t->hdact, f * M * 4 * W);
+		be->linear_bwd(t->hdact, gw, NULL, t->hdx, act, w2, Mi, 4 * W, W);
+		be->zero(t->hdpre, f * M * 4 * W);
+		be->gelu_bwd(t->hdpre, t->hdact, pre, (size_t)M * 4 * W);
+		float *w1 = hp(t, bname(nb, sizeof nb, i, "mlp.fc1.weight"), &gw);
+		be->zero(t->hdln, f * M * W);
+		be->linear_bwd(t->hdln, gw, NULL, t->hdpre, ln, w1, Mi, W, 4 * W);
+		float *lw = hp(t, bname(nb, sizeof nb, i, "norm.weight"), &gw);
+		hp(t, bname(nb, sizeof nb, i, "norm.bias"), &gb);
+		be->layernorm_bwd(t->hdx, gw, gb, t->hdln, xi, lw, bm, br, Mi, W);
+	}
+	float *wproj = hp(t, "proj.weight", &gw);
+	hp(t, "proj.bias", &gb);
+	be->linear_bwd(din, gw, gb, t->hdx, in, wproj, Mi, t->head.in_dim, W);
+}
+
+static aim_model *trunk(aim_trainer *t) { return t->dev ? t->dev : t->model; }
+
+/* x (host, [n, K, P]) in the backend's memory: itself on the CPU. */
+static const float *patches_in(aim_trainer *t, const float *x, int n)
+{
+	if (t->be->host_memory)
+		return x;
+	t->be->upload(t->dx, x, sizeof(float) * (size_t)n * t->geom.K * t->geom.P);
+	return t->dx;
+}
+
+/* Forward of n images (xin: backend memory) through the trunk with the
+ * given prefixes, then the head on the rows that predict a patch outside
+ * the prefix (t->rows, t->pred; their count in *M). With train, keeps what
+ * the backward needs. */
+static int forward(aim_trainer *t, const float *xin, int n, const int *prefix, int train,
+		   long *M)
 {
 	const int K = t->geom.K, D = t->model->cfg.dim;
 	aim_forward_opts o = {0};
@@ -86,68 +348,97 @@ static int forward(aim_trainer *t, const float *x, int n, const int *prefix, int
 	o.prefix = prefix;
 	o.train = train;
 	o.post_norm = 1;
-	if (aim_model_forward(t->model, x, n, t->geom.rows, t->geom.cols, &o))
+	if (go_live(t) || aim_model_forward(trunk(t), xin, n, t->geom.rows, t->geom.cols, &o))
 		return AIM_ERR;
-	const float *normed = aim_model_normed(t->model);
+	const float *normed = aim_model_normed(trunk(t));
 	if (!normed)
 		return aim_error("the trunk kept no post-norm output");
 	long m = aim_pixloss_rows(prefix, n, K, t->rows);
-	#pragma omp parallel for schedule(static)
-	for (long i = 0; i < m; i++) {
-		memcpy(t->hin + i * D, normed + (size_t)t->rows[i] * D, sizeof(float) * D);
+	for (long i = 0; i < m; i++)
 		t->pos[i] = t->rows[i] % K;
-	}
+	t->be->gather_rows(t->hin, normed, t->rows, m, D);
 	*M = m;
-	return aim_pixel_head_forward(&t->head, t->pred, t->hin, m, t->pos);
+	if (t->be->host_memory)
+		return aim_pixel_head_forward(&t->head, t->pred, t->hin, m, t->pos);
+	return head_dev_forward(t, t->pred, t->hin, m, t->pos);
+}
+
+/* Gradients summed over the ranks (dist.h works on host memory). */
+static int allreduce_grads(aim_trainer *t)
+{
+	if (t->be->host_memory)
+		return aim_dist_allreduce_f32(t->model->grad_arena, (long)t->model->arena_floats) ||
+		       aim_dist_allreduce_f32(t->head.grads, t->head.nparams) ? AIM_ERR : 0;
+	if (aim_dist_size() <= 1)
+		return 0;
+	const aim_backend *be = t->be;
+	const size_t nt = t->model->arena_floats, nh = (size_t)t->head.nparams;
+	float *buf = malloc(sizeof(float) * (nt > nh ? nt : nh));
+	if (!buf)
+		return aim_error("out of memory");
+	int rc = 0;
+	be->download(buf, t->dev->grad_arena, sizeof(float) * nt);
+	if (!(rc = aim_dist_allreduce_f32(buf, (long)nt)))
+		be->upload(t->dev->grad_arena, buf, sizeof(float) * nt);
+	be->download(buf, t->dhead_grads, sizeof(float) * nh);
+	if (!rc && !(rc = aim_dist_allreduce_f32(buf, (long)nh)))
+		be->upload(t->dhead_grads, buf, sizeof(float) * nh);
+	free(buf);
+	return rc ? AIM_ERR : 0;
 }
 
 int aim_trainer_gradients(aim_trainer *t, const float *x, const uint64_t *gidx, int B,
 			  double *loss)
 {
 	const int K = t->geom.K, P = t->geom.P, D = t->model->cfg.dim;
+	const aim_backend *be = t->be;
 	int *prefix = calloc(B ? B : 1, sizeof(int));
 	if (!prefix)
 		return aim_error("out of memory");
 	for (int b = 0; b < B; b++)
 		prefix[b] = aim_prefix_len(t->seed, AIM_RNG_PREFIX, gidx[b], K);
 	double denom = (double)aim_pixloss_count(prefix, B, K);
-	if (aim_dist_allreduce_f64(&denom, 1)) {
+	if (aim_dist_allreduce_f64(&denom, 1) || go_live(t)) {
 		free(prefix);
 		return AIM_ERR;
 	}
 
-	aim_optim_zero_grad(&t->optim);
+	if (be->host_memory) {
+		aim_optim_zero_grad(&t->optim);
+	} else {
+		be->zero(t->dev->grad_arena, sizeof(float) * t->dev->arena_floats);
+		be->zero(t->dhead_grads, sizeof(float) * (size_t)t->head.nparams);
+	}
 	double local = 0;
 	int rc = 0;
 	for (int b0 = 0; b0 < B && !rc; b0 += t->micro) {
 		int n = B - b0 < t->micro ? B - b0 : t->micro;
-		const float *xb = x + (size_t)b0 * K * P;
+		const float *xb = patches_in(t, x + (size_t)b0 * K * P, n);
 		const int *pb = prefix + b0;
 		long m;
 		if (forward(t, xb, n, pb, 1, &m)) {
 			rc = AIM_ERR;
 			break;
 		}
-		aim_pixloss_targets(t->target, xb, (long)n * K, P, t->norm_pix, NULL);
-		local += aim_pixloss_forward(t->pred, t->target, t->rows, m, P, denom);
-		aim_pixloss_backward(t->pred, t->target, t->rows, m, P, denom, t->dpred);
-		memset(t->dhin, 0, sizeof(float) * (size_t)m * D);
-		aim_pixel_head_backward(&t->head, t->dhin, t->dpred, t->hin);
+		be->pixloss_targets(t->target, xb, (long)n * K, P, t->norm_pix, NULL);
+		local += be->pixloss_forward(t->pred, t->target, t->rows, m, P, denom);
+		be->pixloss_backward(t->pred, t->target, t->rows, m, P, denom, t->dpred);
+		be->zero(t->dhin, sizeof(float) * (size_t)m * D);
+		if (be->host_memory)
+			aim_pixel_head_backward(&t->head, t->dhin, t->dpred, t->hin);
+		else
+			head_dev_backward(t, t->dhin, t->dpred, t->hin);
 		/* Rows that predict nothing get no gradient from the loss. */
-		memset(t->dnormed, 0, sizeof(float) * (size_t)n * K * D);
-		#pragma omp parallel for schedule(static)
-		for (long i = 0; i < m; i++)
-			memcpy(t->dnormed + (size_t)t->rows[i] * D, t->dhin + i * D, sizeof(float) * D);
-		rc = aim_model_backward(t->model, t->dnormed, 1);
+		be->zero(t->dnormed, sizeof(float) * (size_t)n * K * D);
+		be->scatter_rows(t->dnormed, t->dhin, t->rows, m, D);
+		rc = aim_model_backward(trunk(t), t->dnormed, 1);
 	}
 	free(prefix);
 	if (rc)
 		return rc;
 	/* Every rank's gradients were scaled by the global count: summing
 	 * them gives the gradient of the global batch's loss. */
-	if (aim_dist_allreduce_f64(&local, 1) ||
-	    aim_dist_allreduce_f32(t->model->grad_arena, (long)t->model->arena_floats) ||
-	    aim_dist_allreduce_f32(t->head.grads, t->head.nparams))
+	if (aim_dist_allreduce_f64(&local, 1) || allreduce_grads(t))
 		return AIM_ERR;
 	*loss = local;
 	return 0;
@@ -155,8 +446,27 @@ int aim_trainer_gradients(aim_trainer *t, const float *x, const uint64_t *gidx, 
 
 void aim_trainer_update(aim_trainer *t, double lr, double clip, long step, double *grad_norm)
 {
-	*grad_norm = aim_grad_clip(&t->optim, clip);
-	aim_adamw_step(&t->optim, lr, step + 1);
+	const aim_backend *be = t->be;
+	if (be->host_memory) {
+		*grad_norm = aim_grad_clip(&t->optim, clip);
+		aim_adamw_step(&t->optim, lr, step + 1);
+		return;
+	}
+	/* aim_grad_clip and aim_adamw_step, tensor by tensor on the device */
+	const aim_optim *o = &t->optim;
+	double total = 0;
+	for (int i = 0; i < o->n; i++)
+		total += be->sumsq(t->dg[i], o->t[i].n);
+	const double norm = sqrt(total);
+	if (clip > 0 && clip / (norm + 1e-6) < 1.0)
+		for (int i = 0; i < o->n; i++)
+			be->scale(t->dg[i], (float)(clip / (norm + 1e-6)), t->dg[i], (size_t)o->t[i].n);
+	for (int i = 0; i < o->n; i++) {
+		const aim_trainable *tr = &o->t[i];
+		be->adamw(t->dw[i], t->dm + tr->off, t->dv + tr->off, t->dg[i], tr->n, lr, o->beta1,
+			  o->beta2, o->eps, o->weight_decay, tr->decay, step + 1);
+	}
+	*grad_norm = norm;
 }
 
 int aim_trainer_eval(aim_trainer *t, const float *x, int n, double *loss)
@@ -171,12 +481,12 @@ int aim_trainer_eval(aim_trainer *t, const float *x, int n, double *loss)
 	int rc = 0;
 	for (int b0 = 0; b0 < n; b0 += t->micro) {
 		int m = n - b0 < t->micro ? n - b0 : t->micro;
-		const float *xb = x + (size_t)b0 * K * P;
+		const float *xb = patches_in(t, x + (size_t)b0 * K * P, m);
 		long rows;
 		if ((rc = forward(t, xb, m, prefix + b0, 0, &rows)))
 			break;
-		aim_pixloss_targets(t->target, xb, (long)m * K, P, t->norm_pix, NULL);
-		total += aim_pixloss_forward(t->pred, t->target, t->rows, rows, P, denom);
+		t->be->pixloss_targets(t->target, xb, (long)m * K, P, t->norm_pix, NULL);
+		total += t->be->pixloss_forward(t->pred, t->target, t->rows, rows, P, denom);
 	}
 	free(prefix);
 	*loss = total;
@@ -195,12 +505,17 @@ int aim_trainer_predict(aim_trainer *t, const float *x, int n, int S, float *pre
 	for (int b0 = 0; b0 < n && !rc; b0 += t->micro) {
 		int m = n - b0 < t->micro ? n - b0 : t->micro;
 		long rows;
-		if ((rc = forward(t, x + b0 * KP, m, prefix + b0, 0, &rows)))
+		if ((rc = forward(t, patches_in(t, x + b0 * KP, m), m, prefix + b0, 0, &rows)))
 			break;
+		const float *hpred = t->pred;
+		if (!t->be->host_memory) {
+			t->be->download(t->host_pred, t->pred, sizeof(float) * rows * t->geom.P);
+			hpred = t->host_pred;
+		}
 		float *out = pred + b0 * KP;
 		memset(out, 0, sizeof(float) * m * KP);
 		for (long i = 0; i < rows; i++)
-			memcpy(out + (size_t)t->rows[i] * t->geom.P, t->pred + i * t->geom.P,
+			memcpy(out + (size_t)t->rows[i] * t->geom.P, hpred + i * t->geom.P,
 			       sizeof(float) * t->geom.P);
 	}
 	free(prefix);

@@ -33,6 +33,24 @@ typedef struct {
 	float *target, *pred, *dpred, *hin, *dhin, *dnormed;
 	int *rows, *pos;
 	long cap_images;
+
+	/* The backend the step runs on (aim_trainer_set_backend; the CPU by
+	 * default). Scratch above is in its memory, rows and pos on the host.
+	 * With a device backend the live state is on the device: `dev`, a
+	 * twin of `model`, the head's parameters and gradients (dhead_*), and
+	 * the moments (dm, dv), uploaded from the host objects at the first
+	 * step; model, head and optim then hold a snapshot that
+	 * aim_trainer_sync_host refreshes (before a checkpoint is written). */
+	const aim_backend *be;
+	aim_model *dev;
+	int dev_live;
+	float *dx;                          /* a micro-batch's patches */
+	float *dhead_params, *dhead_grads, *dhead_pos, *dm, *dv;
+	float **dw, **dg;                   /* per trainable tensor, as optim.t */
+	/* the head's activations on the device (train_head.h has the host ones) */
+	long dcap_rows, drows_used;
+	float *hx, *hln, *hstats, *hpre, *hact, *hxn, *hdx, *hdln, *hdact, *hdpre, *hposrows;
+	float *host_pred;                   /* predict: pred rows downloaded */
 } aim_trainer;
 
 /* Register every trainable tensor of model and head with the optimiser and
@@ -40,6 +58,14 @@ typedef struct {
 int aim_trainer_init(aim_trainer *t, aim_model *model, int head_blocks, int head_dim,
 		     const aim_geometry *g, int norm_pix, uint64_t seed, int micro);
 void aim_trainer_free(aim_trainer *t);
+
+/* Run the steps on backend be (from aim_backend_select) instead of the
+ * CPU. Call after aim_trainer_init and before the first step; the state
+ * loaded into the host objects until the first step is what is uploaded. */
+int aim_trainer_set_backend(aim_trainer *t, const aim_backend *be);
+/* Copy the live device state (trunk, head, moments) back into model, head
+ * and optim; nothing to do on the CPU. */
+void aim_trainer_sync_host(aim_trainer *t);
 
 /* Gradients of one step on this rank's B images x [B, K, P] with global
  * indices gidx; returns the loss of the global batch in *loss. Leaves the

@@ -27,6 +27,10 @@ void aim_trunk_features_free(aim_trunk_features *t)
 {
 	free(t->x);
 	free(t->feat);
+	if (t->m && !t->m->be->host_memory) {
+		t->m->be->free(t->dx);
+		t->m->be->free(t->dfeat);
+	}
 	memset(t, 0, sizeof *t);
 }
 
@@ -120,8 +124,22 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 	} else {
 		return aim_error("%s: patches of dtype %s", what, aim_dtype_name(pt->dtype));
 	}
+	const aim_backend *be = t->m->be;
+	const float *xin = t->x;
+	if (!be->host_memory) { /* a device backend: the patches to its memory */
+		size_t nx = (size_t)B * K * pt->shape[2];
+		if (nx > t->dxcap) {
+			be->free(t->dx);
+			t->dxcap = 0;
+			if (!(t->dx = be->alloc(nx * sizeof(float))))
+				return aim_error("out of %s memory for patches", be->name);
+			t->dxcap = nx;
+		}
+		be->upload(t->dx, t->x, nx * sizeof(float));
+		xin = t->dx;
+	}
 	aim_forward_opts fo = {.mask = AIM_MASK_NONE, .keep = t->keep};
-	if (aim_model_forward(t->m, t->x, (int)B, rows, cols, &fo))
+	if (aim_model_forward(t->m, xin, (int)B, rows, cols, &fo))
 		return aim_error_prefix("%s", what);
 	size_t per = (size_t)(B * K) * D;
 	if (per > t->fcap) {
@@ -129,6 +147,29 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 		if (!(t->feat = malloc(per * sizeof(float))))
 			return aim_error("out of memory for features");
 		t->fcap = per;
+	}
+	if (!be->host_memory) { /* average there, bring the average here */
+		if (per > t->dfcap) {
+			be->free(t->dfeat);
+			t->dfcap = 0;
+			if (!(t->dfeat = be->alloc(per * sizeof(float))))
+				return aim_error("out of %s memory for features", be->name);
+			t->dfcap = per;
+		}
+		be->zero(t->dfeat, per * sizeof(float));
+		for (int i = 0; i < t->nl; i++) {
+			const float *y = aim_model_block_output(t->m, t->layers[i]);
+			if (!y)
+				return aim_error("%s: block %d was not kept", what, t->layers[i]);
+			be->axpy(t->dfeat, 1.0f, y, per);
+		}
+		if (t->nl > 1)
+			be->scale(t->dfeat, 1.0f / (float)t->nl, t->dfeat, per);
+		be->download(t->feat, t->dfeat, per * sizeof(float));
+		*feat = t->feat;
+		*Bp = B;
+		*Kp = K;
+		return AIM_OK;
 	}
 	memset(t->feat, 0, per * sizeof(float));
 	for (int i = 0; i < t->nl; i++) {

@@ -17,6 +17,9 @@ typedef struct {
 	unsigned char keep[AIM_MAX_BLOCKS];
 	float *x, *feat;
 	size_t xcap, fcap;
+	/* a device backend: patches and the average in its memory */
+	float *dx, *dfeat;
+	size_t dxcap, dfcap;
 } aim_trunk_features;
 
 /* layers: NULL (the model's probe layers), "last" (last 6), "best" (the

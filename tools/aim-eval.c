@@ -49,6 +49,10 @@ static const char usage[] =
 	"                       from --head or from the model file itself\n"
 	"  --arch NAME          -m: architecture when the model file carries none\n"
 	"                       (aim-600M, aim-1B, aim-3B, aim-7B)\n"
+	"  --device DEV         -m: the trunk on cpu (default), cuda, cuda:N (GPU N) or\n"
+	"                       auto (CUDA when usable, else the CPU)\n"
+	"  --precision P        -m: the trunk's matrix products in fp32 (default), tf32\n"
+	"                       or bf16 (fp32 accumulation; GPU only)\n"
 	"  --layers LIST        -m: blocks averaged for the head (default: the model's\n"
 	"                       probe layers; also last, best, all, 12-17, 3,5)\n"
 	"  --batch N            -m: images per forward pass (default 16)\n"
@@ -70,10 +74,11 @@ static const char usage[] =
 	"  --help, --version\n";
 
 enum { OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_HEADS, OPT_JSON, OPT_CONFUSION, OPT_LOGITS_OUT,
-       OPT_PAIRS, OPT_ARCH, OPT_LAYERS, OPT_BATCH, OPT_PIXEL_LOSS };
+       OPT_PAIRS, OPT_ARCH, OPT_LAYERS, OPT_BATCH, OPT_PIXEL_LOSS, OPT_DEVICE,
+       OPT_PRECISION };
 
 typedef struct {
-	const char *head_path, *confusion, *logits_out, *model, *arch, *layers;
+	const char *head_path, *confusion, *logits_out, *model, *arch, *layers, *device, *precision;
 	int heads, json, pairs, batch, pixel_loss;
 	char **inputs;
 	int ninputs;
@@ -91,6 +96,8 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 		{"pairs", required_argument, 0, OPT_PAIRS},
 		{"model", required_argument, 0, 'm'},
 		{"arch", required_argument, 0, OPT_ARCH},
+		{"device", required_argument, 0, OPT_DEVICE},
+		{"precision", required_argument, 0, OPT_PRECISION},
 		{"layers", required_argument, 0, OPT_LAYERS},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"pixel-loss", no_argument, 0, OPT_PIXEL_LOSS},
@@ -110,14 +117,17 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 		case OPT_PAIRS: o->pairs = (int)aim_opt_int("--pairs", optarg, 0, 1000000); break;
 		case 'm': o->model = optarg; break;
 		case OPT_ARCH: o->arch = optarg; break;
+		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
+		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
 		case OPT_LAYERS: o->layers = optarg; break;
 		case OPT_BATCH: o->batch = (int)aim_opt_int("--batch", optarg, 1, 1 << 20); break;
 		case OPT_PIXEL_LOSS: o->pixel_loss = 1; break;
 		default: aim_common_option(c, optarg);
 		}
 	}
-	if (!o->model && (o->arch || o->layers || o->pixel_loss))
-		aim_usage_error("--arch, --layers and --pixel-loss need -m MODEL");
+	if (!o->model && (o->arch || o->layers || o->pixel_loss || o->device || o->precision))
+		aim_usage_error("--arch, --layers, --pixel-loss, --device and --precision need -m "
+				"MODEL");
 	if (o->pixel_loss && (o->head_path || o->layers || o->confusion || o->logits_out))
 		aim_usage_error("--pixel-loss takes no --head, --layers, --confusion or --logits-out");
 	o->inputs = argv + optind;
@@ -477,8 +487,15 @@ static int pixel_loss(const eval_opts *o)
 	double loss;
 	if (aim_trainer_init(&tr, model, st.head_blocks, st.head_dim, &g, st.norm_pix, st.seed,
 			     o->batch) ||
-	    aim_pixel_head_from_record(&tr.head, &ck.rec, path) ||
-	    aim_trainer_eval(&tr, x, n, &loss))
+	    aim_pixel_head_from_record(&tr.head, &ck.rec, path))
+		aim_die_status(AIM_ERR);
+	/* the state is on the host; the evaluation uploads it */
+	const aim_backend *be = aim_backend_select(o->device ? o->device : "cpu");
+	if (!be || aim_backend_set_precision(be, o->precision) || aim_trainer_set_backend(&tr, be))
+		aim_die_status(AIM_ERR);
+	if (aim_self.verbose)
+		aim_info("backend: %s", aim_backend_line(be));
+	if (aim_trainer_eval(&tr, x, n, &loss))
 		aim_die_status(AIM_ERR);
 	if (o->json)
 		printf("{\"n\":%d,\"pixel_loss\":%.10g,\"step\":%ld}\n", n, loss, st.step);
@@ -515,9 +532,14 @@ int main(int argc, char **argv)
 	aim_batcher *bt = NULL;
 	if (o.model) {
 		int pth_head = o.head_path && !ends_with(o.head_path, ".safetensors");
-		aim_load_opts lo = {.arch = o.arch, .head = pth_head ? o.head_path : NULL};
+		aim_load_opts lo = {.arch = o.arch, .head = pth_head ? o.head_path : NULL,
+				    .device = o.device};
 		if (aim_model_load(&s.model, o.model, &lo) < 0)
 			aim_die_status(AIM_ERR);
+		if (aim_backend_set_precision(s.model->be, o.precision))
+			aim_die("--precision %s: %s", o.precision, aim_errmsg());
+		if (aim_self.verbose)
+			aim_info("backend: %s", aim_backend_line(s.model->be));
 		if (aim_trunk_features_init(&s.tf, s.model, o.layers))
 			aim_die("--layers: %s", aim_errmsg());
 		load_head(&s, NULL, o.model);

@@ -36,6 +36,10 @@ static const char usage[] =
 	"  -m, --model MODEL    frozen trunk (.safetensors, Hugging Face directory, .pth\n"
 	"                       with --arch); input is a patches stream, --val too\n"
 	"  --arch NAME          architecture when the model file carries none\n"
+	"  --device DEV         -m: the trunk on cpu (default), cuda, cuda:N (GPU N) or\n"
+	"                       auto (CUDA when usable, else the CPU)\n"
+	"  --precision P        -m: the trunk's matrix products in fp32 (default), tf32\n"
+	"                       or bf16 (fp32 accumulation; GPU only)\n"
 	"  --layers LIST        blocks averaged into the features (default: the model's\n"
 	"                       probe layers; also last, best, all, 12-17, 3,5)\n"
 	"Head:\n"
@@ -74,7 +78,7 @@ static const char usage[] =
 enum {
 	OPT_PROBE = AIM_OPT_FIRST_TOOL, OPT_QUERIES, OPT_HEADS, OPT_LINEAR_BIAS, OPT_CLASSES,
 	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_SMOOTH, OPT_WARMUP, OPT_VAL, OPT_SHUFFLE,
-	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT,
+	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT, OPT_DEVICE, OPT_PRECISION,
 };
 
 #define MAX_LRS 16
@@ -83,7 +87,7 @@ typedef struct {
 	aim_probe_kind kind;
 	int queries, heads, linear_bias, classes, epochs, batch, nlr;
 	double lr[MAX_LRS], weight_decay, smoothing, warmup;
-	const char *val, *output, *model, *arch, *layers, *init;
+	const char *val, *output, *model, *arch, *layers, *init, *device, *precision;
 	double shuffle_mb;
 	uint64_t seed;
 	char **inputs;
@@ -111,6 +115,8 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 		{"output", required_argument, 0, 'o'},
 		{"model", required_argument, 0, 'm'},
 		{"arch", required_argument, 0, OPT_ARCH},
+		{"device", required_argument, 0, OPT_DEVICE},
+		{"precision", required_argument, 0, OPT_PRECISION},
 		{"layers", required_argument, 0, OPT_LAYERS},
 		{"init", required_argument, 0, OPT_INIT},
 		{0, 0, 0, 0},
@@ -158,6 +164,8 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 		case 'o': o->output = optarg; break;
 		case 'm': o->model = optarg; break;
 		case OPT_ARCH: o->arch = optarg; break;
+		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
+		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
 		case OPT_LAYERS: o->layers = optarg; break;
 		case OPT_INIT: o->init = optarg; break;
 		default: aim_common_option(c, optarg);
@@ -165,8 +173,8 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 	}
 	if (!o->output)
 		aim_usage_error("an output file is required (-o HEAD.safetensors)");
-	if (!o->model && (o->arch || o->layers))
-		aim_usage_error("--arch and --layers need -m MODEL");
+	if (!o->model && (o->arch || o->layers || o->device || o->precision))
+		aim_usage_error("--arch, --layers, --device and --precision need -m MODEL");
 	if (o->warmup < 0)
 		o->warmup = o->epochs / 10.0;
 	if (o->warmup > o->epochs)
@@ -977,9 +985,13 @@ int main(int argc, char **argv)
 	memset(&tf, 0, sizeof tf);
 	int64_t samples;
 	if (o.model) {
-		aim_load_opts lo = {.arch = o.arch};
+		aim_load_opts lo = {.arch = o.arch, .device = o.device};
 		if (aim_model_load(&model, o.model, &lo) < 0)
 			aim_die_status(AIM_ERR);
+		if (aim_backend_set_precision(model->be, o.precision))
+			aim_die("--precision %s: %s", o.precision, aim_errmsg());
+		if (aim_self.verbose)
+			aim_info("backend: %s", aim_backend_line(model->be));
 		if (aim_trunk_features_init(&tf, model, o.layers))
 			aim_die("--layers: %s", aim_errmsg());
 		int trained = 0;

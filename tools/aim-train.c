@@ -56,6 +56,10 @@ static const char usage[] =
 	"  --weight-decay X     AdamW weight decay (default 0.05)\n"
 	"  --clip X             global gradient-norm clip, 0 for none (default 1.0)\n"
 	"  --seed N             seed of initial weights and prefix lengths (default 0)\n"
+	"  --device DEV         cpu (default), cuda, cuda:N (GPU N) or auto (CUDA when\n"
+	"                       usable, else the CPU)\n"
+	"  --precision P        matrix products in fp32 (default), tf32 or bf16 (fp32\n"
+	"                       accumulation; GPU only)\n"
 	"Output:\n"
 	"  -o, --output RUNDIR  run directory (created if needed)\n"
 	"  --resume RUNDIR      continue from the newest checkpoint in RUNDIR\n"
@@ -64,15 +68,16 @@ static const char usage[] =
 	"  --val-every N        validation loss every N steps (default: at checkpoints)\n"
 	"  --threads N          threads per process (default: all cores)\n"
 	"  -q, --quiet          no progress messages\n"
+	"  -v, --verbose        more messages (the backend in use)\n"
 	"  --help, --version\n";
 
 enum { OPT_PRESET = AIM_OPT_FIRST_TOOL, OPT_DIM, OPT_DEPTH, OPT_HEADS, OPT_MLP_RATIO,
        OPT_HEAD_BLOCKS, OPT_HEAD_DIM, OPT_INIT, OPT_NO_NORM_PIX, OPT_BATCH, OPT_ACCUM,
        OPT_STEPS, OPT_MINUTES, OPT_LR, OPT_WARMUP, OPT_MIN_LR, OPT_WD, OPT_CLIP, OPT_SEED,
-       OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY };
+       OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY, OPT_DEVICE, OPT_PRECISION };
 
 typedef struct {
-	const char *preset, *init, *rundir, *resume, *val;
+	const char *preset, *init, *rundir, *resume, *val, *device, *precision;
 	int dim, depth, heads, head_blocks, head_dim;
 	double mlp_ratio;
 	int norm_pix;
@@ -129,6 +134,8 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		{"weight-decay", required_argument, 0, OPT_WD},
 		{"clip", required_argument, 0, OPT_CLIP},
 		{"seed", required_argument, 0, OPT_SEED},
+		{"device", required_argument, 0, OPT_DEVICE},
+		{"precision", required_argument, 0, OPT_PRECISION},
 		{"output", required_argument, 0, 'o'},
 		{"resume", required_argument, 0, OPT_RESUME},
 		{"save-every", required_argument, 0, OPT_SAVE_EVERY},
@@ -178,6 +185,8 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		case OPT_WD: o->wd = aim_opt_float("--weight-decay", optarg, 0, 10); break;
 		case OPT_CLIP: o->clip = aim_opt_float("--clip", optarg, 0, 1e30); break;
 		case OPT_SEED: o->seed = (uint64_t)aim_opt_int("--seed", optarg, 0, INT64_MAX); break;
+		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
+		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
 		case 'o': o->rundir = optarg; break;
 		case OPT_RESUME: o->resume = optarg; break;
 		case OPT_SAVE_EVERY: o->save_every = (long)aim_opt_int("--save-every", optarg, 0, 99999999); break;
@@ -530,6 +539,13 @@ static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 	}
 	if (initf->map)
 		aim_st_close(initf);
+	/* The state is loaded on the host; the first step uploads it. */
+	const aim_backend *be = aim_backend_select(r->o.device ? r->o.device : "cpu");
+	if (!be || aim_backend_set_precision(be, r->o.precision) ||
+	    aim_trainer_set_backend(tr, be))
+		fail();
+	if (aim_self.verbose)
+		aim_info("backend: %s", aim_backend_line(be));
 }
 
 /* Rank 0: the run directory, log.csv and the validation images. */
@@ -553,6 +569,7 @@ static void open_outputs(train_run *r)
 static void save_outputs(train_run *r)
 {
 	char path[4096];
+	aim_trainer_sync_host(&r->tr); /* the device's state into model, head, moments */
 	if (aim_ckpt_save(r->o.rundir, r->model, &r->tr.head, &r->tr.optim, &r->st))
 		fail();
 	snprintf(path, sizeof path, "%s/loss.png", r->o.rundir);
