@@ -1,0 +1,361 @@
+/* The memory bank: prepared once from features streams, or mapped from an
+ * index file so that a query starts at once and a bank larger than memory
+ * is served from the page cache. Format in retrieve.h. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "retrieve.h"
+#include "stream.h"
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 1024;
+	while (c < need)
+		c *= 2;
+	void *q = realloc(*p, c * elem);
+	if (!q)
+		return aim_error("out of memory (bank of %zu entries)", need);
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int aim_bank_from_streams(aim_bank *b, const char *const *paths, int npaths, const aim_prep *p)
+{
+	memset(b, 0, sizeof *b);
+	b->pool = p->pool;
+	b->normalized = p->normalize;
+	b->source = strdup(npaths ? paths[0] : "-");
+	aim_reader *rd = aim_reader_open(paths, npaths);
+	if (!rd)
+		return AIM_ERR;
+	aim_record rec;
+	aim_record_init(&rec);
+	size_t cap_vec = 0, cap_row = 0, cap_lab = 0, cap_off = 0, cap_names = 0, len_names = 0;
+	int have_names = 0, rc;
+	char **names = NULL;
+	while ((rc = aim_reader_next(rd, &rec)) == 1) {
+		const char *what = aim_reader_where(rd);
+		aim_tensor *f = aim_record_find(&rec, "features");
+		if (!f) {
+			rc = aim_error("%s: no features tensor", what);
+			break;
+		}
+		int64_t D, B = aim_prep_features(f, p, b->n, NULL, &D, what);
+		if (B < 0) {
+			rc = AIM_ERR;
+			break;
+		}
+		if (b->dim && D != b->dim) {
+			rc = aim_error("%s: features have dimension %lld, earlier records %lld", what,
+				       (long long)D, (long long)b->dim);
+			break;
+		}
+		b->dim = D;
+		aim_tensor *id = aim_record_find(&rec, "id"), *lab = aim_record_find(&rec, "label");
+		if ((id && (id->dtype != AIM_I64 || id->ndim != 1 || id->shape[0] != B)) ||
+		    (lab && (lab->dtype != AIM_I64 || lab->ndim != 1 || lab->shape[0] != B))) {
+			rc = aim_error("%s: id and label must be I64 [%lld]", what, (long long)B);
+			break;
+		}
+		size_t n1 = (size_t)(b->n + B);
+		if ((rc = grow((void **)&b->own_vec, &cap_vec, n1 * (size_t)D, sizeof(float))) ||
+		    (rc = grow((void **)&b->own_id, &cap_row, n1, sizeof(int64_t))) ||
+		    (rc = grow((void **)&b->own_off, &cap_off, n1, sizeof(int64_t))))
+			break;
+		if (aim_prep_features(f, p, b->n, b->own_vec + b->n * D, &D, what) < 0) {
+			rc = AIM_ERR;
+			break;
+		}
+		if (lab && !b->own_label) { /* first labels seen: earlier rows unknown */
+			if ((rc = grow((void **)&b->own_label, &cap_lab, n1, sizeof(int64_t))))
+				break;
+			for (int64_t i = 0; i < b->n; i++)
+				b->own_label[i] = -1;
+		} else if (b->own_label && (rc = grow((void **)&b->own_label, &cap_lab, n1, sizeof(int64_t)))) {
+			break;
+		}
+		char **nm = realloc(names, sizeof(char *) * (size_t)(B ? B : 1));
+		if (!nm) {
+			rc = aim_error("out of memory");
+			break;
+		}
+		names = nm;
+		if ((rc = aim_names_parse(&rec, B, names, what)))
+			break;
+		have_names |= aim_record_get_meta(&rec, "aim.names") != NULL;
+		for (int64_t i = 0; i < B; i++) {
+			int64_t row = b->n + i;
+			b->own_id[row] = id ? aim_i64_at(id->data, i) : row;
+			if (b->own_label)
+				b->own_label[row] = lab ? aim_i64_at(lab->data, i) : -1;
+			char idbuf[32];
+			const char *s = names[i];
+			if (!s) {
+				snprintf(idbuf, sizeof idbuf, "%" PRId64, b->own_id[row]);
+				s = idbuf;
+			}
+			size_t l = strlen(s) + 1;
+			if ((rc = grow((void **)&b->own_names, &cap_names, len_names + l, 1)))
+				break;
+			memcpy(b->own_names + len_names, s, l);
+			b->own_off[row] = (int64_t)len_names;
+			len_names += l;
+		}
+		aim_names_free(names, B);
+		if (rc)
+			break;
+		b->n += B;
+		const char *c = aim_record_get_meta(&rec, "aim.classes");
+		if (c) {
+			free(b->classes);
+			b->classes = strdup(c);
+		}
+		if ((c = aim_record_get_meta(&rec, "aim.model")) && !b->model)
+			b->model = strdup(c);
+		if ((c = aim_record_get_meta(&rec, "aim.layers")) && !b->layers)
+			b->layers = strdup(c);
+	}
+	free(names);
+	aim_record_free(&rec);
+	aim_reader_close(rd);
+	if (rc < 0) {
+		aim_bank_free(b);
+		return AIM_ERR;
+	}
+	if (b->n == 0) {
+		aim_error("%s: empty bank: no samples", b->source);
+		aim_bank_free(b);
+		return AIM_ERR;
+	}
+	if (!have_names) { /* names would only repeat the ids */
+		free(b->own_names), free(b->own_off);
+		b->own_names = NULL, b->own_off = NULL;
+	}
+	b->vec = b->own_vec;
+	b->id = b->own_id;
+	b->label = b->own_label;
+	b->names = b->own_names;
+	b->name_off = b->own_off;
+	return 0;
+}
+
+int aim_bank_is_index(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return 0;
+	unsigned char h8[8];
+	int is = 0;
+	if (fread(h8, 1, 8, fp) == 8 && !(h8[0] == 0x28 && h8[1] == 0xB5 && h8[2] == 0x2F && h8[3] == 0xFD)) {
+		uint64_t n = 0;
+		for (int i = 7; i >= 0; i--)
+			n = n << 8 | h8[i];
+		if (n > 0 && n <= AIM_MAX_HEADER) {
+			char *hdr = malloc(n + 1);
+			if (hdr && fread(hdr, 1, n, fp) == n) {
+				hdr[n] = 0;
+				is = strstr(hdr, "\"aim.index\"") != NULL;
+			}
+			free(hdr);
+		}
+	}
+	fclose(fp);
+	return is;
+}
+
+static const aim_tensor *need(const aim_record *r, const char *name, aim_dtype dt, int ndim,
+			      int64_t n0, const char *path)
+{
+	aim_tensor *t = aim_record_find(r, name);
+	if (t && ((uintptr_t)t->data % aim_dtype_size(dt)) != 0) {
+		aim_error("%s: index tensor %s is not aligned (file not written by aim-retrieve?)",
+			  path, name);
+		return NULL;
+	}
+	if (!t || t->dtype != dt || t->ndim != ndim || (n0 >= 0 && t->shape[0] != n0)) {
+		aim_error("%s: index tensor %s missing or not %s with %d dimensions%s", path, name,
+			  aim_dtype_name(dt), ndim, n0 >= 0 ? " matching the bank" : "");
+		return NULL;
+	}
+	return t;
+}
+
+int aim_bank_open_index(aim_bank *b, const char *path)
+{
+	memset(b, 0, sizeof *b);
+	b->source = strdup(path);
+	b->file = calloc(1, sizeof *b->file);
+	if (!b->file || aim_st_open(b->file, path)) {
+		free(b->file);
+		b->file = NULL;
+		aim_bank_free(b);
+		return AIM_ERR;
+	}
+	const aim_record *r = &b->file->rec;
+	const char *fmt = aim_record_get_meta(r, "aim.index");
+	const char *pool = aim_record_get_meta(r, "aim.pool");
+	const char *norm = aim_record_get_meta(r, "aim.normalized");
+	const char *base = aim_record_get_meta(r, "aim.base");
+	if (!fmt || strcmp(fmt, AIM_INDEX_FORMAT) || !pool || aim_pool_parse(pool) < 0 || !norm) {
+		aim_error("%s: not a %s index (aim.index, aim.pool, aim.normalized)", path,
+			  AIM_INDEX_FORMAT);
+		goto fail;
+	}
+	b->pool = aim_pool_parse(pool);
+	b->normalized = !strcmp(norm, "1");
+	b->base = base ? strtoll(base, NULL, 10) : 0;
+	const aim_tensor *v = need(r, "vectors", AIM_F32, 2, -1, path);
+	if (!v)
+		goto fail;
+	b->n = v->shape[0];
+	b->dim = v->shape[1];
+	b->vec = v->data;
+	const aim_tensor *id = need(r, "id", AIM_I64, 1, b->n, path);
+	if (!id)
+		goto fail;
+	b->id = id->data;
+	if (aim_record_find(r, "label")) {
+		const aim_tensor *l = need(r, "label", AIM_I64, 1, b->n, path);
+		if (!l)
+			goto fail;
+		b->label = l->data;
+	}
+	if (aim_record_find(r, "names")) {
+		const aim_tensor *nm = need(r, "names", AIM_U8, 1, -1, path);
+		const aim_tensor *off = nm ? need(r, "name_offsets", AIM_I64, 1, b->n, path) : NULL;
+		if (!off)
+			goto fail;
+		int64_t L = nm->shape[0];
+		const char *s = nm->data;
+		const int64_t *o = off->data;
+		if (L == 0 || s[L - 1] != 0) {
+			aim_error("%s: index names are not NUL-terminated", path);
+			goto fail;
+		}
+		for (int64_t i = 0; i < b->n; i++)
+			if (o[i] < 0 || o[i] >= L) {
+				aim_error("%s: index name offset %lld out of range", path, (long long)i);
+				goto fail;
+			}
+		b->names = s;
+		b->name_off = o;
+	}
+	const char *c;
+	b->classes = dup_or_null(aim_record_get_meta(r, "aim.classes"));
+	if ((c = aim_record_get_meta(r, "aim.model")))
+		b->model = strdup(c);
+	if ((c = aim_record_get_meta(r, "aim.layers")))
+		b->layers = strdup(c);
+	if (b->n == 0) {
+		aim_error("%s: empty bank: no samples", path);
+		goto fail;
+	}
+	return 0;
+fail:
+	aim_bank_free(b);
+	return AIM_ERR;
+}
+
+int aim_bank_save_index(const aim_bank *b, const char *path)
+{
+	aim_record r;
+	aim_record_init(&r);
+	int64_t shape[2] = {b->n, b->dim};
+	char buf[32];
+	int rc = 0;
+	int64_t *off = NULL;
+	char *names = NULL;
+	if (!aim_record_add_ref(&r, "vectors", AIM_F32, 2, shape, (void *)b->vec) ||
+	    !aim_record_add_ref(&r, "id", AIM_I64, 1, shape, (void *)b->id) ||
+	    (b->label && !aim_record_add_ref(&r, "label", AIM_I64, 1, shape, (void *)b->label)))
+		rc = AIM_ERR;
+	if (!rc && b->names) {
+		/* A shard keeps only its own names: rebuild a compact blob. */
+		size_t len = 0;
+		for (int64_t i = 0; i < b->n; i++)
+			len += strlen(b->names + b->name_off[i]) + 1;
+		off = malloc(sizeof(int64_t) * (size_t)b->n);
+		names = malloc(len);
+		if (!off || !names) {
+			rc = aim_error("out of memory");
+		} else {
+			size_t at = 0;
+			for (int64_t i = 0; i < b->n; i++) {
+				const char *s = b->names + b->name_off[i];
+				size_t l = strlen(s) + 1;
+				memcpy(names + at, s, l);
+				off[i] = (int64_t)at;
+				at += l;
+			}
+			/* 8-byte tensors first: the names blob, of any length, last,
+			 * so every tensor of the mapped file stays aligned. */
+			int64_t ls = (int64_t)len;
+			if (!aim_record_add_ref(&r, "name_offsets", AIM_I64, 1, shape, off) ||
+			    !aim_record_add_ref(&r, "names", AIM_U8, 1, &ls, names))
+				rc = AIM_ERR;
+		}
+	}
+	if (!rc) {
+		snprintf(buf, sizeof buf, "%" PRId64, b->base);
+		rc = aim_record_set_meta(&r, "aim.index", AIM_INDEX_FORMAT) ||
+		     aim_record_set_meta(&r, "aim.pool", aim_pool_name(b->pool)) ||
+		     aim_record_set_meta(&r, "aim.normalized", b->normalized ? "1" : "0") ||
+		     aim_record_set_meta(&r, "aim.base", buf) ||
+		     (b->classes && aim_record_set_meta(&r, "aim.classes", b->classes)) ||
+		     (b->model && aim_record_set_meta(&r, "aim.model", b->model)) ||
+		     (b->layers && aim_record_set_meta(&r, "aim.layers", b->layers));
+		rc = rc ? AIM_ERR : 0;
+	}
+	if (!rc)
+		rc = aim_st_write(path, &r);
+	else
+		aim_error_prefix("%s", path);
+	aim_record_free(&r);
+	free(off);
+	free(names);
+	return rc;
+}
+
+void aim_bank_shard(aim_bank *b, int i, int n)
+{
+	int64_t lo = b->n * i / n, hi = b->n * (i + 1) / n;
+	b->vec += lo * b->dim;
+	b->id += lo;
+	if (b->label)
+		b->label += lo;
+	if (b->name_off)
+		b->name_off += lo;
+	b->base += lo;
+	b->n = hi - lo;
+}
+
+void aim_bank_free(aim_bank *b)
+{
+	if (b->file) {
+		aim_st_close(b->file);
+		free(b->file);
+	}
+	free(b->own_vec), free(b->own_id), free(b->own_label), free(b->own_off), free(b->own_names);
+	free(b->classes), free(b->model), free(b->layers), free(b->source);
+	memset(b, 0, sizeof *b);
+}
+
+const char *aim_bank_name(const aim_bank *b, int64_t row, char *buf, size_t n)
+{
+	if (b->names)
+		return b->names + b->name_off[row];
+	snprintf(buf, n, "%" PRId64, b->id[row]);
+	return buf;
+}
