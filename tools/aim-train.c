@@ -580,8 +580,9 @@ static void save_outputs(train_run *r)
 		fail();
 }
 
-/* --minutes: once three steps have run, plan how many fit the budget
- * (rank 0 decides for all). */
+/* --minutes: once three steps have run, plan how many fit the budget, and
+ * plan again at step 30 when the first steps' start-up costs no longer
+ * weigh (rank 0 decides for all). --steps, when given, stays the most. */
 static void plan_budget(train_run *r, double elapsed, double per_step)
 {
 	double total = (double)r->st.step + floor((r->o.minutes * 60 * 0.98 - elapsed) / per_step);
@@ -589,7 +590,9 @@ static void plan_budget(train_run *r, double elapsed, double per_step)
 		total = 0;
 	if (aim_dist_allreduce_f64(&total, 1))
 		fail();
-	if (total >= r->st.total)
+	if (r->o.steps_given && total > r->o.steps)
+		total = (double)r->o.steps;
+	if ((long)total == r->st.total)
 		return;
 	r->st.total = total > r->st.step ? (long)total : r->st.step;
 	if (r->o.warmup < 0 && !r->resuming)
@@ -688,8 +691,8 @@ int main(int argc, char **argv)
 			t_first = now;
 
 		/* A time budget fixes the schedule once the speed is known. */
-		if (r->o.minutes > 0 && run_steps == 3)
-			plan_budget(r, now - t_start, (now - t_first) / 2);
+		if (r->o.minutes > 0 && (run_steps == 3 || run_steps == 30))
+			plan_budget(r, now - t_start, (now - t_first) / (run_steps - 1));
 		if (r->o.minutes > 0 && st->step < st->total &&
 		    any_rank(now - t_start > r->o.minutes * 60)) {
 			aim_info("time budget of %g minutes spent at step %ld", r->o.minutes, st->step);
