@@ -12,43 +12,11 @@
  * with the CPU ops: every error must then be zero. */
 #include <math.h>
 
-#include "gpu_common.h"
+#include "gpu_expect.h"
 #include "model.h"
 #include "train_rng.h"
 #include "train_step.h"
 
-static int verbose, failures, checks;
-
-static void expect(const char *what, const float *got, const float *want, size_t n, double tol)
-{
-	double ref = 1e-30, err = 0;
-	size_t at = 0;
-	for (size_t i = 0; i < n; i++)
-		ref = fmax(ref, fabs(want[i]));
-	for (size_t i = 0; i < n; i++) {
-		double e = fabs((double)got[i] - want[i]);
-		if (!(e <= err)) {
-			err = isnan(e) ? INFINITY : e;
-			at = i;
-		}
-	}
-	double rel = err / ref;
-	int ok = rel <= tol;
-	checks++;
-	failures += !ok;
-	if (!ok || verbose)
-		printf("%-4s %-44s rel err %.2e (tol %.0e)%s\n", ok ? "ok" : "FAIL", what, rel, tol,
-		       ok ? "" : " <-");
-	if (!ok && n)
-		printf("     worst at [%zu]: got %.8g want %.8g\n", at, got[at], want[at]);
-}
-
-static void expect_dev(const char *what, const float *dev, const float *want, size_t n, double tol)
-{
-	float *got = from_gpu(dev, n);
-	expect(what, got, want, n, tol);
-	free(got);
-}
 
 static void expect_same(const char *what, const float *a, const float *b, size_t n)
 {
