@@ -13,18 +13,9 @@
 
 #include <stdint.h>
 
+#include "patches.h"
 #include "record.h"
 #include "stream.h"
-
-#define AIM_MAX_CHANNELS 4
-
-typedef struct {
-	int patch;        /* p */
-	int rows, cols;   /* grid in patches */
-	int channels;     /* C */
-	int K, P;         /* rows·cols patches of C·p·p values */
-	float mean[AIM_MAX_CHANNELS], std[AIM_MAX_CHANNELS];
-} aim_geometry;
 
 typedef struct {
 	aim_reader *rd;
@@ -49,10 +40,5 @@ int aim_source_skip_to(aim_source *s, uint64_t g);
 /* Up to n images of this rank into x [n, K, P] with their global indices;
  * returns how many (fewer only at the end of the stream), AIM_ERR. */
 int aim_source_next(aim_source *s, float *x, uint64_t *gidx, int n);
-
-/* Parse the geometry of a record's metadata + patches tensor. */
-int aim_geometry_from_record(aim_geometry *g, const aim_record *r, const char *what);
-/* Convert image i of a patches tensor to normalised floats [K, P]. */
-void aim_patches_to_f32(float *out, const aim_tensor *t, int64_t i, const aim_geometry *g);
 
 #endif

@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "err.h"
 #include "ops.h"
+#include "patches.h"
 
 int aim_trunk_features_init(aim_trunk_features *t, aim_model *m, const char *layers)
 {
@@ -45,89 +44,30 @@ const char *aim_trunk_features_layers_json(const aim_trunk_features *t, char *bu
 	return buf;
 }
 
-/* Per-channel floats from metadata such as "[0.485, 0.456, 0.406]". */
-static int meta_floats(const aim_record *r, const char *key, float *v, int n)
-{
-	const char *s = aim_record_get_meta(r, key);
-	json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-	int ok = json_is_array(j) && (int)json_array_size(j) == n;
-	for (int i = 0; ok && i < n; i++) {
-		json_t *e = json_array_get(j, (size_t)i);
-		ok = json_is_number(e);
-		if (ok)
-			v[i] = (float)json_number_value(e);
-	}
-	json_decref(j);
-	return ok ? AIM_OK : AIM_ERR;
-}
-
-/* The grid of a sample's K patches: aim.grid, else the model's own. */
-static int grid_of(const aim_record *r, const aim_config *c, int64_t K, int *rows, int *cols,
-		   const char *what)
-{
-	const char *gs = aim_record_get_meta(r, "aim.grid");
-	json_t *g = gs ? json_loads(gs, 0, NULL) : NULL;
-	int ok = 0;
-	if (json_is_array(g) && json_array_size(g) == 2) {
-		*rows = (int)json_integer_value(json_array_get(g, 0));
-		*cols = (int)json_integer_value(json_array_get(g, 1));
-		ok = 1;
-	} else if (!gs) {
-		*rows = c->grid_rows, *cols = c->grid_cols;
-		ok = 1;
-	}
-	json_decref(g);
-	if (!ok)
-		return aim_error("%s: bad aim.grid metadata '%s'", what, gs);
-	if (*rows < 1 || *cols < 1 || (int64_t)*rows * *cols != K)
-		return aim_error("%s: a %dx%d grid does not hold the %lld patches of a sample", what,
-				 *rows, *cols, (long long)K);
-	return AIM_OK;
-}
-
 int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const char *what,
 			   const float **feat, int64_t *Bp, int64_t *Kp)
 {
 	const aim_config *c = &t->m->cfg;
-	const aim_tensor *pt = aim_record_find(r, "patches");
-	if (!pt || pt->ndim != 3)
-		return aim_error("%s: no 'patches' tensor [B, K, P] (is this a patches stream?)", what);
-	int64_t B = pt->shape[0], K = pt->shape[1], P = pt->shape[2];
-	if (P != (int64_t)c->channels * c->patch * c->patch)
-		return aim_error("%s: patches of %lld values, the model takes %d channels of %dx%d",
-				 what, (long long)P, c->channels, c->patch, c->patch);
-	int rows = 0, cols = 0;
-	if (grid_of(r, c, K, &rows, &cols, what))
+	aim_geometry g;
+	if (aim_patches_geometry(&g, r, c, what))
 		return AIM_ERR;
-	size_t n = (size_t)(B * K * P), D = (size_t)c->dim;
+	const aim_tensor *pt = aim_record_find(r, "patches");
+	const int64_t B = pt->shape[0], K = g.K;
+	const int rows = g.rows, cols = g.cols;
+	size_t n = (size_t)(B * K * g.P), D = (size_t)c->dim;
 	if (n > t->xcap) {
 		free(t->x);
 		if (!(t->x = malloc(n * sizeof(float))))
 			return aim_error("out of memory for %zu patch values", n);
 		t->xcap = n;
 	}
-	if (pt->dtype == AIM_U8) {
-		float mean[16], std[16];
-		if (c->channels > 16 || meta_floats(r, "aim.mean", mean, c->channels) ||
-		    meta_floats(r, "aim.std", std, c->channels))
-			return aim_error("%s: U8 patches need aim.mean and aim.std with %d values", what,
-					 c->channels);
-		const uint8_t *src = pt->data;
-		int64_t pp = (int64_t)c->patch * c->patch;
-#pragma omp parallel for schedule(static)
-		for (int64_t i = 0; i < (int64_t)n; i++) {
-			int ch = (int)((i % P) / pp);
-			t->x[i] = ((float)src[i] / 255.0f - mean[ch]) / std[ch];
-		}
-	} else if (pt->dtype == AIM_F32 || pt->dtype == AIM_F16 || pt->dtype == AIM_BF16) {
-		aim_to_f32(t->x, pt);
-	} else {
-		return aim_error("%s: patches of dtype %s", what, aim_dtype_name(pt->dtype));
-	}
+	#pragma omp parallel for schedule(static)
+	for (int64_t i = 0; i < B; i++)
+		aim_patches_to_f32(t->x + (size_t)i * K * g.P, pt, i, &g);
 	const aim_backend *be = t->m->be;
 	const float *xin = t->x;
 	if (!be->host_memory) { /* a device backend: the patches to its memory */
-		size_t nx = (size_t)B * K * pt->shape[2];
+		size_t nx = n;
 		if (nx > t->dxcap) {
 			be->free(t->dx);
 			t->dxcap = 0;

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "model_load.h"
+#include "patches.h"
 #include "probe_head.h"
 #include "stream.h"
 
@@ -137,99 +138,6 @@ static int parse_layers(const char *spec, const aim_config *c, int *out)
 	return n;
 }
 
-/* Per-channel floats from metadata such as aim.mean = "[0.485, 0.456, 0.406]". */
-static int meta_floats(const aim_record *r, const char *key, float *v, int n)
-{
-	const char *s = aim_record_get_meta(r, key);
-	if (!s)
-		return -1;
-	json_t *j = json_loads(s, 0, NULL);
-	int ok = json_is_array(j) && (int)json_array_size(j) == n;
-	for (int i = 0; ok && i < n; i++) {
-		json_t *e = json_array_get(j, i);
-		ok = json_is_number(e);
-		if (ok)
-			v[i] = (float)json_number_value(e);
-	}
-	json_decref(j);
-	return ok ? 0 : -1;
-}
-
-/* Check the stream's patch geometry against the model; find the grid. */
-static void check_geometry(const aim_record *r, const aim_tensor *pt, const aim_config *c,
-			   const char *where, int *rows, int *cols)
-{
-	int64_t K = pt->shape[1], P = pt->shape[2];
-	const char *ps = aim_record_get_meta(r, "aim.patch");
-	const char *cs = aim_record_get_meta(r, "aim.channels");
-	if (ps && atoi(ps) != c->patch)
-		aim_die("%s: patches of %s pixels, the model takes %d: re-run aim-patchify with "
-			"--patch %d", where, ps, c->patch, c->patch);
-	if (cs && atoi(cs) != c->channels)
-		aim_die("%s: %s channels, the model takes %d: re-run aim-patchify with --channels %d",
-			where, cs, c->channels, c->channels);
-	if (P != (int64_t)c->channels * c->patch * c->patch)
-		aim_die("%s: patch vectors of %lld values, the model takes %d (%d channels of %dx%d): "
-			"re-run aim-patchify with --patch %d --channels %d", where, (long long)P,
-			c->channels * c->patch * c->patch, c->channels, c->patch, c->patch, c->patch,
-			c->channels);
-	const char *gs = aim_record_get_meta(r, "aim.grid");
-	json_t *g = gs ? json_loads(gs, 0, NULL) : NULL;
-	if (json_is_array(g) && json_array_size(g) == 2 && json_is_integer(json_array_get(g, 0)) &&
-	    json_is_integer(json_array_get(g, 1))) {
-		*rows = (int)json_integer_value(json_array_get(g, 0));
-		*cols = (int)json_integer_value(json_array_get(g, 1));
-	} else if (!gs && K == (int64_t)c->grid_rows * c->grid_cols) {
-		*rows = c->grid_rows;
-		*cols = c->grid_cols;
-	} else {
-		aim_die("%s: %s aim.grid metadata: re-run aim-patchify (it records the grid)", where,
-			gs ? "bad" : "no");
-	}
-	json_decref(g);
-	if (*rows < 1 || *cols < 1 || (int64_t)*rows * *cols != K)
-		aim_die("%s: aim.grid %dx%d does not hold the %lld patches of a sample: re-run "
-			"aim-patchify with --patch %d", where, *rows, *cols, (long long)K, c->patch);
-}
-
-/* Patches of the selected samples as F32; U8 normalised with aim.mean/std. */
-static void patches_to_f32(float *dst, const aim_tensor *pt, const aim_record *r,
-			   const int *rowsel, int nsel, const aim_config *c, const char *where)
-{
-	size_t per = (size_t)(pt->shape[1] * pt->shape[2]);
-	size_t esz = aim_dtype_size(pt->dtype);
-	if (pt->dtype == AIM_U8) {
-		float mean[64], std[64];
-		if (meta_floats(r, "aim.mean", mean, c->channels) < 0 ||
-		    meta_floats(r, "aim.std", std, c->channels) < 0)
-			aim_die("%s: U8 patches need aim.mean and aim.std metadata with %d values",
-				where, c->channels);
-		size_t pp = (size_t)c->patch * c->patch, P = (size_t)pt->shape[2];
-		float scale[64], shift[64];
-		for (int ch = 0; ch < c->channels; ch++) {
-			scale[ch] = 1.0f / (255.0f * std[ch]);
-			shift[ch] = mean[ch] / std[ch];
-		}
-		#pragma omp parallel for schedule(static)
-		for (int s = 0; s < nsel; s++) {
-			const uint8_t *src = (const uint8_t *)pt->data + (size_t)rowsel[s] * per;
-			float *d = dst + (size_t)s * per;
-			for (size_t i = 0; i < per; i++) {
-				int ch = (int)((i % P) / pp);
-				/* (u/255 − mean)/std, with the division folded */
-				d[i] = (float)src[i] * scale[ch] - shift[ch];
-			}
-		}
-		return;
-	}
-	if (pt->dtype != AIM_F32 && pt->dtype != AIM_F16 && pt->dtype != AIM_BF16)
-		aim_die("%s: patches of dtype %s (expected U8, F16, BF16 or F32)", where,
-			aim_dtype_name(pt->dtype));
-	for (int s = 0; s < nsel; s++)
-		aim_convert(dst + (size_t)s * per, AIM_F32,
-			    (const char *)pt->data + (size_t)rowsel[s] * per * esz, pt->dtype, per);
-}
-
 /* CPU time of the whole process (all threads), for -v timings. */
 static double cpu_seconds(void)
 {
@@ -350,12 +258,12 @@ int main(int argc, char **argv)
 	int rc;
 	while ((rc = aim_batcher_next(bt, &in)) == 1) {
 		const char *where = aim_reader_where(rd);
+		aim_geometry geom;
+		if (aim_patches_geometry(&geom, &in, c, where))
+			aim_die("%s", aim_errmsg());
 		aim_tensor *pt = aim_record_find(&in, "patches");
-		if (!pt || pt->ndim != 3)
-			aim_die("%s: no patches tensor [B, K, P]", where);
-		int64_t B = pt->shape[0], K = pt->shape[1];
-		int rows, cols;
-		check_geometry(&in, pt, c, where, &rows, &cols);
+		int64_t B = pt->shape[0], K = geom.K;
+		int rows = geom.rows, cols = geom.cols;
 		rowsel = realloc(rowsel, sizeof(int) * (size_t)B);
 		int nsel = 0;
 		for (int64_t i = 0; i < B; i++, position++)
@@ -366,7 +274,9 @@ int main(int argc, char **argv)
 		size_t D = c->dim, need = (size_t)nsel * K * pt->shape[2];
 		if (need > xcap && !(x = realloc(x, (xcap = need) * sizeof(float))))
 			aim_die("out of memory");
-		patches_to_f32(x, pt, &in, rowsel, nsel, c, where);
+		#pragma omp parallel for schedule(static)
+		for (int i = 0; i < nsel; i++)
+			aim_patches_to_f32(x + (size_t)i * K * geom.P, pt, rowsel[i], &geom);
 		const float *xin = x;
 		if (!be->host_memory) { /* a device backend: patches to its memory */
 			if (need > dxcap) {
