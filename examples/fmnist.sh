@@ -47,10 +47,15 @@ rm -rf run-untrained
 "$B/aim-train" --preset fmnist --steps 0 -q -o run-untrained train.aimt
 untrained=$(ls run-untrained/step-*.safetensors | tail -n 1)
 
+# Eight learned queries instead of the published one: on 16 tokens of 192
+# dimensions they pool about a point more (measured on one pretrained trunk:
+# 1 query 87.78 %, 4 queries 88.56 %; on another, 4: 88.14 %, 8: 88.37 %),
+# for about 1.5 more minutes per probe.
 probe() { # name model
 	"$B/aim-extract" -m "$2" --layers all --batch 256 -q --threads "$THREADS" -o "$1-train.aimt" train.aimt
 	"$B/aim-extract" -m "$2" --layers all --batch 256 -q --threads "$THREADS" -o "$1-test.aimt" test.aimt
-	"$B/aim-probe" --lr 3e-3,1e-2 --epochs 30 --threads "$THREADS" -q -o "$1-head.safetensors" "$1-train.aimt"
+	"$B/aim-probe" --queries 8 --lr 3e-3,1e-2 --epochs 30 --threads "$THREADS" -q \
+		-o "$1-head.safetensors" "$1-train.aimt"
 }
 say "features and attentive probe: pretrained trunk"
 probe pretrained "$ckpt"
