@@ -19,7 +19,7 @@
 
 #include "ops.h"
 
-#define AIM_BACKEND_ABI 2
+#define AIM_BACKEND_ABI 3
 
 typedef struct aim_backend {
 	int abi;             /* AIM_BACKEND_ABI */
@@ -98,6 +98,24 @@ typedef struct aim_backend {
 		      double beta1, double beta2, double eps, double weight_decay, int decay,
 		      long step);
 	double (*sumsq)(const float *x, long n); /* for the global gradient norm */
+
+	/* ---- ABI 3 ---- */
+	/* Page-locked host memory for what goes up every step (the input
+	 * batches): uploads from it run at full bus speed. NULL: malloc. */
+	void *(*host_alloc)(size_t bytes);
+	void (*host_free)(void *p);
+	/* Sums among the processes of one node, in device memory (NCCL); NULL
+	 * when the backend has none (gradients then go through host memory
+	 * and MPI). group_id, on local rank 0: a new group id into
+	 * id[0..cap), returns its length (-1 on failure). group_join, on every
+	 * local rank with that id. The others return 0 or -1; group_error
+	 * says why. */
+	int (*group_id)(void *id, size_t cap);
+	int (*group_join)(const void *id, size_t len, int rank, int size);
+	int (*group_allreduce)(float *x, long n); /* sum, on every rank */
+	int (*group_reduce)(float *x, long n);    /* sum, onto local rank 0 */
+	int (*group_bcast)(float *x, long n);     /* local rank 0's x to all */
+	const char *(*group_error)(void);
 } aim_backend;
 
 /* The built-in CPU backend. */

@@ -25,6 +25,17 @@ int aim_dist_allreduce_f64(double *x, long n);
 /* Rank 0's x[0..n) to every rank. */
 int aim_dist_bcast_f32(float *x, long n);
 int aim_dist_barrier(void);
+
+/* The ranks that share this machine (MPI_COMM_TYPE_SHARED): multi-GPU
+ * training gives local rank i GPU i, sums gradients among a node's ranks
+ * on the GPUs (NCCL), and only between nodes over MPI. */
+int aim_dist_local_rank(void);
+int aim_dist_local_size(void);
+int aim_dist_nodes(void);
+/* Local rank 0's n bytes to every rank of the node. */
+int aim_dist_bcast_local(void *x, long n);
+/* Sum x[0..n) over the local rank 0 of every node (call it there only). */
+int aim_dist_allreduce_leaders_f32(float *x, long n);
 /* Finish cleanly (every rank). */
 void aim_dist_finalize(void);
 /* End every rank of the job after a fatal error on this one. */

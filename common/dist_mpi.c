@@ -10,6 +10,8 @@
 #include "err.h"
 
 static int active, rank, size = 1;
+static int local_rank, local_size = 1, nodes = 1;
+static MPI_Comm node_comm = MPI_COMM_NULL, leaders_comm = MPI_COMM_NULL;
 static char name[MPI_MAX_LIBRARY_VERSION_STRING + 16];
 
 /* A job started by a launcher leaves its mark in the environment; without
@@ -34,6 +36,32 @@ int aim_dist_init(int *argc, char ***argv)
 	active = 1;
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	/* The ranks of this node, and one communicator of every node's
+	 * local rank 0 (the others get MPI_COMM_NULL). */
+	if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL,
+				&node_comm) != MPI_SUCCESS)
+		return aim_error("MPI_Comm_split_type failed");
+	MPI_Comm_rank(node_comm, &local_rank);
+	MPI_Comm_size(node_comm, &local_size);
+	if (MPI_Comm_split(MPI_COMM_WORLD, local_rank == 0 ? 0 : MPI_UNDEFINED, rank,
+			   &leaders_comm) != MPI_SUCCESS)
+		return aim_error("MPI_Comm_split failed");
+	int leader = local_rank == 0;
+	if (MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+		return aim_error("MPI_Allreduce failed");
+	return 0;
+}
+
+int aim_dist_local_rank(void) { return local_rank; }
+int aim_dist_local_size(void) { return local_size; }
+int aim_dist_nodes(void) { return nodes; }
+
+int aim_dist_bcast_local(void *x, long n)
+{
+	if (!active || local_size == 1)
+		return 0;
+	if (n > INT_MAX || MPI_Bcast(x, (int)n, MPI_BYTE, 0, node_comm) != MPI_SUCCESS)
+		return aim_error("MPI_Bcast within the node failed");
 	return 0;
 }
 
@@ -55,14 +83,12 @@ const char *aim_dist_name(void)
 }
 
 /* MPI counts are int: large buffers go in pieces. */
-static int allreduce(void *x, long n, MPI_Datatype type, size_t elsize)
+static int allreduce(MPI_Comm comm, void *x, long n, MPI_Datatype type, size_t elsize)
 {
-	if (!active || size == 1)
-		return 0;
 	char *p = x;
 	while (n > 0) {
 		int c = n > INT_MAX / 2 ? INT_MAX / 2 : (int)n;
-		if (MPI_Allreduce(MPI_IN_PLACE, p, c, type, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+		if (MPI_Allreduce(MPI_IN_PLACE, p, c, type, MPI_SUM, comm) != MPI_SUCCESS)
 			return aim_error("MPI_Allreduce failed");
 		p += (size_t)c * elsize;
 		n -= c;
@@ -70,8 +96,22 @@ static int allreduce(void *x, long n, MPI_Datatype type, size_t elsize)
 	return 0;
 }
 
-int aim_dist_allreduce_f32(float *x, long n) { return allreduce(x, n, MPI_FLOAT, sizeof *x); }
-int aim_dist_allreduce_f64(double *x, long n) { return allreduce(x, n, MPI_DOUBLE, sizeof *x); }
+int aim_dist_allreduce_f32(float *x, long n)
+{
+	return !active || size == 1 ? 0 : allreduce(MPI_COMM_WORLD, x, n, MPI_FLOAT, sizeof *x);
+}
+
+int aim_dist_allreduce_f64(double *x, long n)
+{
+	return !active || size == 1 ? 0 : allreduce(MPI_COMM_WORLD, x, n, MPI_DOUBLE, sizeof *x);
+}
+
+int aim_dist_allreduce_leaders_f32(float *x, long n)
+{
+	if (!active || nodes == 1 || leaders_comm == MPI_COMM_NULL)
+		return 0;
+	return allreduce(leaders_comm, x, n, MPI_FLOAT, sizeof *x);
+}
 
 int aim_dist_bcast_f32(float *x, long n)
 {
@@ -96,8 +136,13 @@ int aim_dist_barrier(void)
 
 void aim_dist_finalize(void)
 {
-	if (active)
+	if (active) {
+		if (leaders_comm != MPI_COMM_NULL)
+			MPI_Comm_free(&leaders_comm);
+		if (node_comm != MPI_COMM_NULL)
+			MPI_Comm_free(&node_comm);
 		MPI_Finalize();
+	}
 	active = 0;
 }
 

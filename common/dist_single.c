@@ -49,5 +49,22 @@ WEAK int aim_dist_bcast_f32(float *x, long n)
 }
 
 WEAK int aim_dist_barrier(void) { return 0; }
+WEAK int aim_dist_local_rank(void) { return 0; }
+WEAK int aim_dist_local_size(void) { return 1; }
+WEAK int aim_dist_nodes(void) { return 1; }
+
+WEAK int aim_dist_bcast_local(void *x, long n)
+{
+	(void)x;
+	(void)n;
+	return 0;
+}
+
+WEAK int aim_dist_allreduce_leaders_f32(float *x, long n)
+{
+	(void)x;
+	(void)n;
+	return 0;
+}
 WEAK void aim_dist_finalize(void) {}
 WEAK _Noreturn void aim_dist_abort(int code) { exit(code); }

@@ -363,7 +363,46 @@ static int forward(aim_trainer *t, const float *xin, int n, const int *prefix, i
 	return head_dev_forward(t, t->pred, t->hin, m, t->pos);
 }
 
-/* Gradients summed over the ranks (dist.h works on host memory). */
+/* The device group of this node's ranks (backend.h group_*), set up once
+ * at the first step; every rank learns whether all of them joined. */
+static int setup_group(aim_trainer *t)
+{
+	const aim_backend *be = t->be;
+	t->group_tried = 1;
+	if (be->host_memory || aim_dist_size() <= 1)
+		return 0;
+	struct {
+		int len;
+		char id[252];
+	} msg = {-1, {0}};
+	const char *why = "the backend has no device group";
+	if (be->group_join) {
+		if (aim_dist_local_rank() == 0)
+			msg.len = be->group_id(msg.id, sizeof msg.id);
+		if (aim_dist_bcast_local(&msg, (long)sizeof msg))
+			return AIM_ERR;
+		double joined = msg.len > 0 && be->group_join(msg.id, (size_t)msg.len,
+							      aim_dist_local_rank(),
+							      aim_dist_local_size()) == 0;
+		if (!joined)
+			why = be->group_error();
+		if (aim_dist_allreduce_f64(&joined, 1))
+			return AIM_ERR;
+		t->group = joined == aim_dist_size();
+	}
+	if (t->group)
+		snprintf(t->group_note, sizeof t->group_note,
+			 "gradients summed on the GPUs within each node (NCCL)%s",
+			 aim_dist_nodes() > 1 ? ", between nodes over MPI" : "");
+	else
+		snprintf(t->group_note, sizeof t->group_note,
+			 "gradients summed through host memory over MPI (%.200s)", why);
+	return 0;
+}
+
+/* Gradients summed over the ranks: on the CPU with MPI; on a device with
+ * the group inside a node (reduce to local rank 0, MPI among those, and
+ * back out), else through host memory. */
 static int allreduce_grads(aim_trainer *t)
 {
 	if (t->be->host_memory)
@@ -372,17 +411,34 @@ static int allreduce_grads(aim_trainer *t)
 	if (aim_dist_size() <= 1)
 		return 0;
 	const aim_backend *be = t->be;
-	const size_t nt = t->model->arena_floats, nh = (size_t)t->head.nparams;
-	float *buf = malloc(sizeof(float) * (nt > nh ? nt : nh));
-	if (!buf)
+	float *dev[2] = {t->dev->grad_arena, t->dhead_grads};
+	const long n[2] = {(long)t->model->arena_floats, t->head.nparams};
+	const long most = n[0] > n[1] ? n[0] : n[1];
+	float *buf = NULL;
+	int rc = 0, via_host = !t->group || aim_dist_nodes() > 1;
+	if (via_host && (!t->group || aim_dist_local_rank() == 0) &&
+	    !(buf = malloc(sizeof(float) * (size_t)most)))
 		return aim_error("out of memory");
-	int rc = 0;
-	be->download(buf, t->dev->grad_arena, sizeof(float) * nt);
-	if (!(rc = aim_dist_allreduce_f32(buf, (long)nt)))
-		be->upload(t->dev->grad_arena, buf, sizeof(float) * nt);
-	be->download(buf, t->dhead_grads, sizeof(float) * nh);
-	if (!rc && !(rc = aim_dist_allreduce_f32(buf, (long)nh)))
-		be->upload(t->dhead_grads, buf, sizeof(float) * nh);
+	for (int i = 0; i < 2 && !rc; i++) {
+		if (t->group && aim_dist_nodes() == 1) {
+			if (be->group_allreduce(dev[i], n[i]))
+				rc = aim_error("%s", be->group_error());
+			continue;
+		}
+		if (t->group && be->group_reduce(dev[i], n[i])) {
+			rc = aim_error("%s", be->group_error());
+			break;
+		}
+		if (buf) {
+			be->download(buf, dev[i], sizeof(float) * (size_t)n[i]);
+			rc = t->group ? aim_dist_allreduce_leaders_f32(buf, n[i])
+				      : aim_dist_allreduce_f32(buf, n[i]);
+			if (!rc)
+				be->upload(dev[i], buf, sizeof(float) * (size_t)n[i]);
+		}
+		if (!rc && t->group && be->group_bcast(dev[i], n[i]))
+			rc = aim_error("%s", be->group_error());
+	}
 	free(buf);
 	return rc ? AIM_ERR : 0;
 }
@@ -398,7 +454,8 @@ int aim_trainer_gradients(aim_trainer *t, const float *x, const uint64_t *gidx, 
 	for (int b = 0; b < B; b++)
 		prefix[b] = aim_prefix_len(t->seed, AIM_RNG_PREFIX, gidx[b], K);
 	double denom = (double)aim_pixloss_count(prefix, B, K);
-	if (aim_dist_allreduce_f64(&denom, 1) || go_live(t)) {
+	if (aim_dist_allreduce_f64(&denom, 1) || go_live(t) ||
+	    (!t->group_tried && setup_group(t))) {
 		free(prefix);
 		return AIM_ERR;
 	}

@@ -51,6 +51,13 @@ typedef struct {
 	long dcap_rows, drows_used;
 	float *hx, *hln, *hstats, *hpre, *hact, *hxn, *hdx, *hdln, *hdact, *hdpre, *hposrows;
 	float *host_pred;                   /* predict: pred rows downloaded */
+	/* Several processes on a device backend: gradients are summed among
+	 * a node's GPUs in device memory by the backend's group (NCCL), and
+	 * between nodes over MPI by each node's local rank 0. Without a group
+	 * they go through host memory and MPI. group_note says which, for
+	 * the tool to report. */
+	int group, group_tried;
+	char group_note[300];
 } aim_trainer;
 
 /* Register every trainable tensor of model and head with the optimiser and

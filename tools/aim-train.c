@@ -27,6 +27,7 @@
 #include "stream.h"
 #include "train_ckpt.h"
 #include "train_data.h"
+#include "train_prefetch.h"
 #include "train_log.h"
 #include "train_preview.h"
 #include "train_rng.h"
@@ -511,6 +512,24 @@ static void settle_state(train_run *r)
 	r->sched = (aim_schedule){st->lr, st->min_lr, st->warmup, st->total};
 }
 
+/* The backend of this rank. Several processes on one machine asked for
+ * "cuda" (or "auto") take one GPU each: local rank i gets GPU i. */
+static const aim_backend *select_device(const train_run *r)
+{
+	const char *dev = r->o.device ? r->o.device : "cpu";
+	int shared = aim_dist_local_size() > 1;
+	if (shared && (!strcmp(dev, "cuda") || !strcmp(dev, "auto"))) {
+		char name[32];
+		snprintf(name, sizeof name, "cuda:%d", aim_dist_local_rank());
+		const aim_backend *be = aim_backend_select(name);
+		if (be || !strcmp(dev, "cuda"))
+			return be;
+		aim_error_clear();
+		return aim_backend_cpu(); /* auto: no GPU for this rank */
+	}
+	return aim_backend_select(dev);
+}
+
 /* Pixel head, optimiser and moments. */
 static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 {
@@ -540,7 +559,7 @@ static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 	if (initf->map)
 		aim_st_close(initf);
 	/* The state is loaded on the host; the first step uploads it. */
-	const aim_backend *be = aim_backend_select(r->o.device ? r->o.device : "cpu");
+	const aim_backend *be = select_device(r);
 	if (!be || aim_backend_set_precision(be, r->o.precision) ||
 	    aim_trainer_set_backend(tr, be))
 		fail();
@@ -647,12 +666,9 @@ int main(int argc, char **argv)
 		 r->tr.optim.total, r->world, r->world == 1 ? "" : "es", st->batch);
 
 	const size_t per = (size_t)g->K * g->P;
-	float *x = malloc(sizeof(float) * per * st->batch);
-	uint64_t *gidx = malloc(sizeof(uint64_t) * st->batch);
-	if (!x || !gidx) {
-		aim_error("out of memory for a batch of %d images", st->batch);
+	aim_prefetch input; /* the next batch is read while a step computes */
+	if (aim_prefetch_start(&input, &r->src, st->batch, r->tr.be))
 		fail();
-	}
 
 	/* Train. */
 	aim_progress prog;
@@ -663,7 +679,10 @@ int main(int argc, char **argv)
 	int ended_early = 0;
 	while (st->step < st->total) {
 		double t0 = aim_now();
-		int got = aim_source_next(&r->src, x, gidx, st->batch);
+		const float *x;
+		const uint64_t *gidx;
+		int epoch_now;
+		int got = aim_prefetch_next(&input, &x, &gidx, &epoch_now);
 		if (got < 0)
 			fail();
 		/* Every rank must have a full batch, or all stop together. */
@@ -682,6 +701,8 @@ int main(int argc, char **argv)
 		if (aim_trainer_gradients(&r->tr, x, gidx, st->batch, &loss))
 			fail();
 		aim_trainer_update(&r->tr, lr, st->clip, st->step, &gnorm);
+		if (run_steps == 0 && r->rank == 0 && r->tr.group_note[0])
+			aim_info("%s", r->tr.group_note);
 		st->step++;
 		st->samples += (uint64_t)st->batch * r->world;
 		last_loss = loss;
@@ -710,8 +731,8 @@ int main(int argc, char **argv)
 			fail();
 		char eta[32], epoch[32] = "";
 		fmt_eta(eta, sizeof eta, (now - t_start) / run_steps * (st->total - st->step));
-		if (r->src.epoch >= 0)
-			snprintf(epoch, sizeof epoch, "  epoch %d", r->src.epoch);
+		if (epoch_now >= 0)
+			snprintf(epoch, sizeof epoch, "  epoch %d", epoch_now);
 		aim_progress_update(&prog, "step %ld/%ld  loss %.4f  %.1f img/s  ETA %s%s", st->step,
 				    st->total, loss, ips, eta, epoch);
 		if (save) {
@@ -740,8 +761,7 @@ int main(int argc, char **argv)
 	if (r->shown != r->val)
 		free(r->shown);
 	free(r->val);
-	free(x);
-	free(gidx);
+	aim_prefetch_stop(&input);
 	aim_source_close(&r->src);
 	aim_trainer_free(&r->tr);
 	aim_model_free(r->model);

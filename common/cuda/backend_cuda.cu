@@ -210,6 +210,8 @@ static void cuda_synchronize(void)
  * table_ops.cu (fields this library does not know would stay NULL). */
 static aim_backend cuda_table;
 
+void aim_cuda_fill_group(aim_backend *t); /* group_nccl.cu */
+
 static void fill_table(aim_backend *t)
 {
 	memset(t, 0, sizeof *t);
@@ -226,6 +228,7 @@ static void fill_table(aim_backend *t)
 	t->set_precision = aim_cuda_set_precision;
 	t->describe = aim_cuda_describe;
 	aim_cuda_fill_ops(t);
+	aim_cuda_fill_group(t);
 }
 
 /* ---- start-up -------------------------------------------------------------- */

@@ -16,6 +16,10 @@ C="--dim 32 --depth 2 --heads 2 --head-blocks 1 --steps 12 --lr 3e-3 --seed 3 --
 mpirun -np 2 --oversubscribe "$BIN/aim-train" $C --batch 6 -o "$T/two" "$T/s.aimt"
 "$BIN/aim-train" $C --batch 12 --accum 3 -o "$T/one" "$T/s.aimt"
 $PYTHON "$REF" compare "$T/one/step-00000012.safetensors" "$T/two/step-00000012.safetensors" --tol 1e-5
+# --device auto under mpirun: each rank tries its own GPU (local rank i,
+# GPU i) and, without one, trains on the CPU — the same update
+mpirun -np 2 --oversubscribe "$BIN/aim-train" $C --batch 6 --device auto -o "$T/auto" "$T/s.aimt"
+$PYTHON "$REF" compare "$T/one/step-00000012.safetensors" "$T/auto/step-00000012.safetensors" --tol 1e-5
 # the checkpoint records 2 ranks and every image they consumed
 $PYTHON - "$T/two/step-00000012.safetensors" <<'PY'
 import json, struct, sys

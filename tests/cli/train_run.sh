@@ -53,3 +53,18 @@ set +e
 "$BIN/aim-train" --batch 10 --accum 3 -o "$T/x" 2>/dev/null; [ $? -eq 2 ] || exit 1
 "$BIN/aim-train" --preset nope -o "$T/x" 2>/dev/null; [ $? -eq 2 ] || exit 1
 exit 0
+# The input reader runs a batch ahead: when the steps are done it is
+# stopped even while it waits on a pipe that stays open (here 64 images,
+# all consumed, then silence), and the run ends at once.
+$PYTHON "$AIM_TOP/tests/ref/train_ref.py" make-stream "$T/small.aimt" --n 64 --grid 4 4 --patch 4 --channels 1 --seed 5
+mkfifo "$T/fifo"
+(cat "$T/small.aimt"; exec sleep 30) >"$T/fifo" 2>/dev/null &
+feeder=$!
+start=$(date +%s)
+rc=0
+timeout 20 "$BIN/aim-train" --dim 16 --depth 1 --heads 1 --head-blocks 1 --batch 16 --steps 4 \
+	--threads 1 -q -o "$T/open" <"$T/fifo" || rc=$?
+kill $feeder 2>/dev/null || true
+[ $rc -eq 0 ] || { echo "aim-train with the pipe left open: exit $rc"; exit 1; }
+[ $(( $(date +%s) - start )) -lt 15 ] || { echo "aim-train waited on the open pipe"; exit 1; }
+[ -s "$T/open/step-00000004.safetensors" ] || { echo "no final checkpoint"; exit 1; }

@@ -343,6 +343,13 @@ static aim_backend emu_table_fill(void)
 	/* backend_cuda.cu fills these from its device state */
 	t.set_precision = [](const char *) { return 0; };
 	t.describe = [] { return "emulated"; };
+	/* group_nccl.cu fills these (pinned memory, NCCL): no device here */
+	t.host_alloc = emu_alloc;
+	t.host_free = emu_free;
+	t.group_id = [](void *, size_t) { return -1; };
+	t.group_join = [](const void *, size_t, int, int) { return -1; };
+	t.group_allreduce = t.group_reduce = t.group_bcast = [](float *, long) { return -1; };
+	t.group_error = [] { return "emulated: no NCCL group"; };
 	return t;
 }
 static const aim_backend emu_table = emu_table_fill();

@@ -20,6 +20,10 @@
 #    aim-train at ViT-S/14 + 2-block head and at the AIM-0.6B shape
 #    (batch $TRAIN_BATCH, 64); images/s and model FLOPs utilisation (MFU,
 #    against $PEAK_TFLOPS, by default the GPU's dense bf16 peak)
+# 8. end to end (tests/gpu/e2e.sh): 50,000 generated JPEGs of ImageNet
+#    validation size -> aim-patchify -> aim-eval -m with an AIM-0.6B-shape
+#    trunk and head on the GPU, bf16 (target <= 120 s with 16 cores);
+#    mpirun -np 2 on two GPUs against one GPU with twice the batch (in 5)
 # Prints the figures; exits 0 when everything passed, 77 when there is no
 # usable GPU (after the emulation check), 1 on any failure.
 set -u
@@ -118,6 +122,20 @@ if $PY -c 'import numpy' 2>/dev/null; then
 	done
 	cmp "$T/tg1/step-00000006.safetensors" "$T/tres/step-00000006.safetensors" ||
 		{ echo "FAIL aim-train --device cuda resumed: step 6 differs"; fail=1; }
+	# several GPUs: mpirun -np 2 with batch 8 each (NCCL within the
+	# machine) makes the update of one GPU with batch 16
+	ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+	if [ "${ngpu:-0}" -ge 2 ] && command -v mpirun >/dev/null 2>&1 &&
+		nm "$BIN/aim-train" 2>/dev/null | grep -q MPI_Allreduce; then
+		OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+			mpirun -np 2 --oversubscribe "$BIN/aim-train" $(echo "$C" | sed 's/--batch 16 --accum 2/--batch 8/') \
+			--steps 6 --device cuda -o "$T/tmulti" "$T/s.aimt" 2>"$T/multi.log" || { cat "$T/multi.log"; fail=1; }
+		grep -h "gradients summed" "$T/multi.log" || true
+		$PY $REF compare "$T/tg1/step-00000006.safetensors" "$T/tmulti/step-00000006.safetensors" --tol 1e-4 ||
+			{ echo "FAIL aim-train on 2 GPUs differs from 1 GPU with twice the batch"; fail=1; }
+	else
+		echo "(fewer than 2 GPUs, or no MPI: the multi-GPU run is skipped)"
+	fi
 	printf 'aim-train 6 steps, loss cpu %s, cuda %s\n' "$(tail -1 "$T/tcpu/log.csv" | cut -d, -f2)" \
 		"$(tail -1 "$T/tg1/log.csv" | cut -d, -f2)"
 	# the validation loss of the GPU checkpoint, on both devices
@@ -200,6 +218,9 @@ if $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2
 else
 	echo "(no PyTorch with CUDA at $PY: the benchmarks against PyTorch are skipped)"
 fi
+
+step "end to end: JPEGs -> aim-patchify -> aim-eval -m on the GPU"
+THREADS=$THREADS PY=$PY BUILD=$BUILD sh tests/gpu/e2e.sh || fail=1
 
 step "result"
 if [ $fail = 0 ]; then echo "GPU suite: all passed"; else echo "GPU suite: FAILED"; fi
