@@ -12,6 +12,13 @@
 # PyTorch runs with its default spinning threads and with passive ones,
 # and its better figure counts, so a busy machine does not flatter us.
 # BENCH_STEPS (default 5) sets the steps of each run.
+#
+# Beside the ratio it prints the arithmetic rate of aim-train's step against
+# the sgemm ceiling measured in the same run (bench/sgemm_peak.c): the FLOPs
+# of a step are 3x the trunk's forward (forward, input and weight
+# gradients) plus 3x the pixel head on the rows it runs on (the K/2 rows
+# on average whose next patch lies outside the prefix); and the rate that
+# 2x PyTorch would take.
 set -eu
 BUILD=${BUILD:-build}
 BIN=${BIN:-$(cd "$BUILD/bin" && pwd)}
@@ -21,6 +28,15 @@ REF="$AIM_TOP/tests/ref/train_ref.py"
 STEPS=${BENCH_STEPS:-5}
 $PYTHON -c 'import torch' 2>/dev/null || { echo "train: SKIP (no torch for $PYTHON)"; exit 0; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+cc -O2 -fopenmp $(pkg-config --cflags openblas) -o "$T/sgemm_peak" "$AIM_TOP/bench/sgemm_peak.c" \
+	$(pkg-config --libs openblas)
+
+flops_per_image() { # K P D depth W head_blocks
+	awk -v K=$1 -v P=$2 -v D=$3 -v L=$4 -v W=$5 -v N=$6 'BEGIN {
+		trunk = 2*K*P*D + L*(2*K*D*(4*D + 8*D) + 4*K*K*D)
+		head = 2*(K/2)*(D*W + N*8*W*W + W*P)
+		printf "%.6e", 3*(trunk + head) }'
+}
 
 median_ips() { # log.csv -> median images/s of steps after the first
 	$PYTHON -c '
@@ -42,7 +58,12 @@ run() { # name preset batch grid patch channels dim depth heads hblocks hdim
 	spin=$($PYTHON "$REF" bench $args)
 	sleep=$(OMP_WAIT_POLICY=passive $PYTHON "$REF" bench $args)
 	theirs=$($PYTHON -c "print(max($spin, $sleep))")
+	peak=$("$T/sgemm_peak" 2 3)
+	f=$(flops_per_image $((rows * rows)) $((ch * patch * patch)) $dim $depth $hd $hb)
 	echo "train $name: aim-train $ours images/s, PyTorch $theirs images/s (spinning $spin, passive $sleep), ratio $($PYTHON -c "print('%.2f' % ($ours / $theirs))")x"
+	awk -v f=$f -v a=$ours -v t=$theirs -v p=$peak -v n=$name 'BEGIN {
+		printf "train %s: %.1f GFLOP/image; aim-train %.0f GFLOP/s = %.0f%% of the sgemm peak %.0f; 2x PyTorch would take %.0f GFLOP/s (%.0f%% of it)\n",
+			n, f/1e9, a*f/1e9, 100*a*f/1e9/p, p, 2*t*f/1e9, 100*2*t*f/1e9/p }'
 }
 
 run vit-s vit-s 16 16 14 3 384 12 6 2 384
