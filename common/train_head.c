@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "backend.h"
 #include "ops.h"
 #include "train_head.h"
 
@@ -40,8 +41,6 @@ float *aim_pixel_head_param(aim_pixel_head *h, const char *suffix, float **grad)
 		*grad = t ? h->grads + t->off : NULL;
 	return t ? h->params + t->off : NULL;
 }
-
-#define P_(h, s) aim_pixel_head_param((h), (s), NULL)
 
 int aim_pixel_head_new(aim_pixel_head *h, int in_dim, int width, int blocks, int out_dim,
 		       int rows, int cols)
@@ -87,18 +86,20 @@ int aim_pixel_head_new(aim_pixel_head *h, int in_dim, int width, int blocks, int
 	return 0;
 }
 
-static void free_activations(aim_pixel_head *h)
+void aim_head_acts_free(aim_head_acts *a, const aim_backend *be)
 {
-	free(h->x); free(h->ln); free(h->stats); free(h->pre); free(h->act); free(h->xn);
-	free(h->dx); free(h->dln); free(h->dact); free(h->dpre);
-	h->x = h->ln = h->stats = h->pre = h->act = h->xn = NULL;
-	h->dx = h->dln = h->dact = h->dpre = NULL;
-	h->cap_rows = 0;
+	float **bufs[] = {&a->x, &a->ln, &a->stats, &a->pre, &a->act, &a->xn, &a->posrows,
+			  &a->dx, &a->dln, &a->dact, &a->dpre};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+		be->free(*bufs[i]);
+		*bufs[i] = NULL;
+	}
+	a->cap_rows = a->rows_used = 0;
 }
 
 void aim_pixel_head_free(aim_pixel_head *h)
 {
-	free_activations(h);
+	aim_head_acts_free(&h->acts, aim_backend_cpu());
 	for (int i = 0; i < h->nt; i++)
 		free((char *)h->t[i].suffix);
 	free(h->params);
@@ -125,28 +126,31 @@ void aim_pixel_head_init_random(aim_pixel_head *h, aim_rng *rng)
 	}
 }
 
-static int ensure_activations(aim_pixel_head *h, long M)
+static int ensure_acts(const aim_pixel_head *h, const aim_backend *be, aim_head_acts *a, long M)
 {
-	if (M <= h->cap_rows)
+	if (M <= a->cap_rows)
 		return 0;
-	free_activations(h);
-	const long W = h->width, N = h->blocks;
-	h->x = malloc(sizeof(float) * (N + 1) * M * W);
-	h->ln = malloc(sizeof(float) * (N ? N : 1) * M * W);
-	h->stats = malloc(sizeof(float) * (N + 1) * 2 * M);
-	h->pre = malloc(sizeof(float) * (N ? N : 1) * M * 4 * W);
-	h->act = malloc(sizeof(float) * (N ? N : 1) * M * 4 * W);
-	h->xn = malloc(sizeof(float) * M * W);
-	h->dx = malloc(sizeof(float) * M * W);
-	h->dln = malloc(sizeof(float) * M * W);
-	h->dact = malloc(sizeof(float) * M * 4 * W);
-	h->dpre = malloc(sizeof(float) * M * 4 * W);
-	if (!h->x || !h->ln || !h->stats || !h->pre || !h->act || !h->xn || !h->dx ||
-	    !h->dln || !h->dact || !h->dpre) {
-		free_activations(h);
-		return aim_error("out of memory for pixel-head activations (%ld rows)", M);
+	aim_head_acts_free(a, be);
+	const long W = h->width, N = h->blocks, N1 = N ? N : 1;
+	const size_t f = sizeof(float);
+	a->x = be->alloc(f * (N + 1) * M * W);
+	a->ln = be->alloc(f * N1 * M * W);
+	a->stats = be->alloc(f * (N + 1) * 2 * M);
+	a->pre = be->alloc(f * N1 * M * 4 * W);
+	a->act = be->alloc(f * N1 * M * 4 * W);
+	a->xn = be->alloc(f * M * W);
+	a->posrows = be->alloc(f * M * W);
+	a->dx = be->alloc(f * M * W);
+	a->dln = be->alloc(f * M * W);
+	a->dact = be->alloc(f * M * 4 * W);
+	a->dpre = be->alloc(f * M * 4 * W);
+	if (!a->x || !a->ln || !a->stats || !a->pre || !a->act || !a->xn || !a->posrows ||
+	    !a->dx || !a->dln || !a->dact || !a->dpre) {
+		aim_head_acts_free(a, be);
+		return aim_error("out of %s memory for pixel-head activations (%ld rows)",
+				 be->host_memory ? "host" : be->name, M);
 	}
-	h->cap_rows = M;
+	a->cap_rows = M;
 	return 0;
 }
 
@@ -156,105 +160,136 @@ static const char *block_name(char *buf, size_t n, int i, const char *what)
 	return buf;
 }
 
-int aim_pixel_head_forward(aim_pixel_head *h, float *pred, const float *in, long M,
-			   const int *pos)
+/* The backend's copy of tensor `suffix` (and of its gradient). */
+static float *W_(const aim_pixel_head *h, const aim_head_mem *m, const char *suffix,
+		 float **grad)
 {
-	const int W = h->width, K = h->rows * h->cols;
+	const aim_head_tensor *t = find_tensor((aim_pixel_head *)h, suffix);
+	if (grad)
+		*grad = m->grads + t->off;
+	return m->params + t->off;
+}
+
+int aim_pixel_head_forward_on(const aim_pixel_head *h, const aim_head_mem *m, aim_head_acts *a,
+			      float *pred, const float *in, long M, const int *pos)
+{
+	const aim_backend *be = m->be;
+	const int W = h->width, K = h->rows * h->cols, Mi = (int)M;
 	if (!pos && M % K)
 		return aim_error("pixel head: %ld rows is not a whole number of %d-patch images",
 				 M, K);
-	if (ensure_activations(h, M))
+	if (ensure_acts(h, be, a, M))
 		return AIM_ERR;
-	h->rows_used = M;
+	a->rows_used = M;
 	char nb[96];
 
-	/* x0 = proj(h) + pos */
-	float *x0 = h->x;
-	aim_linear_fwd(x0, in, P_(h, "proj.weight"), P_(h, "proj.bias"), (int)M, h->in_dim, W);
+	/* x0 = proj(h) + the position-table row of each row's grid position */
+	float *x0 = a->x;
+	be->linear_fwd(x0, in, W_(h, m, "proj.weight", NULL), W_(h, m, "proj.bias", NULL), Mi,
+		       h->in_dim, W);
 	if (!pos) {
-		aim_add_rows(x0, h->pos, (int)(M / K), (size_t)K * W);
+		be->add_rows(x0, m->pos, (int)(M / K), (size_t)K * W);
 	} else {
-		#pragma omp parallel for schedule(static)
-		for (long i = 0; i < M; i++) {
-			const float *t = h->pos + (size_t)pos[i] * W;
-			float *x = x0 + i * W;
-			for (int j = 0; j < W; j++)
-				x[j] += t[j];
-		}
+		be->gather_rows(a->posrows, m->pos, pos, M, W);
+		be->add_fwd(x0, x0, a->posrows, (size_t)M * W);
 	}
 
 	for (int i = 0; i < h->blocks; i++) {
-		const float *xi = h->x + (long)i * M * W;
-		float *xo = h->x + (long)(i + 1) * M * W;
-		float *ln = h->ln + (long)i * M * W;
-		float *mean = h->stats + (long)i * 2 * M, *rstd = mean + M;
-		float *pre = h->pre + (long)i * M * 4 * W, *act = h->act + (long)i * M * 4 * W;
-		aim_layernorm_fwd(ln, mean, rstd, xi, P_(h, block_name(nb, sizeof nb, i, "norm.weight")),
-				  P_(h, block_name(nb, sizeof nb, i, "norm.bias")), (int)M, W, h->eps);
-		aim_linear_fwd(pre, ln, P_(h, block_name(nb, sizeof nb, i, "mlp.fc1.weight")), NULL,
-			       (int)M, W, 4 * W);
-		aim_gelu_fwd(act, pre, (size_t)M * 4 * W);
+		const float *xi = a->x + (long)i * M * W;
+		float *xo = a->x + (long)(i + 1) * M * W;
+		float *ln = a->ln + (long)i * M * W;
+		float *mean = a->stats + (long)i * 2 * M, *rstd = mean + M;
+		float *pre = a->pre + (long)i * M * 4 * W, *act = a->act + (long)i * M * 4 * W;
+		be->layernorm_fwd(ln, mean, rstd, xi,
+				  W_(h, m, block_name(nb, sizeof nb, i, "norm.weight"), NULL),
+				  W_(h, m, block_name(nb, sizeof nb, i, "norm.bias"), NULL), Mi, W,
+				  h->eps);
+		be->linear_fwd(pre, ln, W_(h, m, block_name(nb, sizeof nb, i, "mlp.fc1.weight"), NULL),
+			       NULL, Mi, W, 4 * W);
+		be->gelu_fwd(act, pre, (size_t)M * 4 * W);
 		/* xo = xi + fc2(act): the GEMM writes xo, then the residual adds. */
-		aim_linear_fwd(xo, act, P_(h, block_name(nb, sizeof nb, i, "mlp.fc2.weight")), NULL,
-			       (int)M, 4 * W, W);
-		aim_add_fwd(xo, xo, xi, (size_t)M * W);
+		be->linear_fwd(xo, act, W_(h, m, block_name(nb, sizeof nb, i, "mlp.fc2.weight"), NULL),
+			       NULL, Mi, 4 * W, W);
+		be->add_fwd(xo, xo, xi, (size_t)M * W);
 	}
 
-	const float *xN = h->x + (long)h->blocks * M * W;
-	float *mean = h->stats + (long)h->blocks * 2 * M, *rstd = mean + M;
-	aim_layernorm_fwd(h->xn, mean, rstd, xN, P_(h, "norm.weight"), P_(h, "norm.bias"),
-			  (int)M, W, h->eps);
-	aim_linear_fwd(pred, h->xn, P_(h, "pred.weight"), P_(h, "pred.bias"), (int)M, W,
-		       h->out_dim);
+	const float *xN = a->x + (long)h->blocks * M * W;
+	float *mean = a->stats + (long)h->blocks * 2 * M, *rstd = mean + M;
+	be->layernorm_fwd(a->xn, mean, rstd, xN, W_(h, m, "norm.weight", NULL),
+			  W_(h, m, "norm.bias", NULL), Mi, W, h->eps);
+	be->linear_fwd(pred, a->xn, W_(h, m, "pred.weight", NULL), W_(h, m, "pred.bias", NULL), Mi,
+		       W, h->out_dim);
 	return 0;
+}
+
+void aim_pixel_head_backward_on(const aim_pixel_head *h, const aim_head_mem *m,
+				aim_head_acts *a, float *din, const float *dpred, const float *in)
+{
+	const aim_backend *be = m->be;
+	const long M = a->rows_used;
+	const int W = h->width, Mi = (int)M;
+	const size_t f = sizeof(float);
+	char nb[96];
+	float *gw, *gb;
+
+	/* pred = xn·Wpᵀ + bp */
+	float *wp = W_(h, m, "pred.weight", &gw);
+	W_(h, m, "pred.bias", &gb);
+	be->zero(a->dln, f * M * W);
+	be->linear_bwd(a->dln, gw, gb, dpred, a->xn, wp, Mi, W, h->out_dim);
+
+	/* xn = LN(x_N): dx starts as the gradient of the last residual. */
+	const float *xN = a->x + (long)h->blocks * M * W;
+	float *mean = a->stats + (long)h->blocks * 2 * M, *rstd = mean + M;
+	float *nw = W_(h, m, "norm.weight", &gw);
+	W_(h, m, "norm.bias", &gb);
+	be->zero(a->dx, f * M * W);
+	be->layernorm_bwd(a->dx, gw, gb, a->dln, xN, nw, mean, rstd, Mi, W);
+
+	for (int i = h->blocks - 1; i >= 0; i--) {
+		const float *xi = a->x + (long)i * M * W;
+		const float *ln = a->ln + (long)i * M * W;
+		const float *bm = a->stats + (long)i * 2 * M, *br = bm + M;
+		const float *pre = a->pre + (long)i * M * 4 * W, *act = a->act + (long)i * M * 4 * W;
+		/* x_{i+1} = x_i + fc2(gelu(fc1(LN(x_i)))): dx already holds the
+		 * residual path; the branch adds onto it. */
+		float *w2 = W_(h, m, block_name(nb, sizeof nb, i, "mlp.fc2.weight"), &gw);
+		be->zero(a->dact, f * M * 4 * W);
+		be->linear_bwd(a->dact, gw, NULL, a->dx, act, w2, Mi, 4 * W, W);
+		be->zero(a->dpre, f * M * 4 * W);
+		be->gelu_bwd(a->dpre, a->dact, pre, (size_t)M * 4 * W);
+		float *w1 = W_(h, m, block_name(nb, sizeof nb, i, "mlp.fc1.weight"), &gw);
+		be->zero(a->dln, f * M * W);
+		be->linear_bwd(a->dln, gw, NULL, a->dpre, ln, w1, Mi, W, 4 * W);
+		float *lw = W_(h, m, block_name(nb, sizeof nb, i, "norm.weight"), &gw);
+		W_(h, m, block_name(nb, sizeof nb, i, "norm.bias"), &gb);
+		be->layernorm_bwd(a->dx, gw, gb, a->dln, xi, lw, bm, br, Mi, W);
+	}
+
+	/* x0 = proj(in) + pos (pos is fixed) */
+	float *wproj = W_(h, m, "proj.weight", &gw);
+	W_(h, m, "proj.bias", &gb);
+	be->linear_bwd(din, gw, gb, a->dx, in, wproj, Mi, h->in_dim, W);
+}
+
+static aim_head_mem host_mem(aim_pixel_head *h)
+{
+	aim_head_mem m = {aim_backend_cpu(), h->params, h->grads, h->pos};
+	return m;
+}
+
+int aim_pixel_head_forward(aim_pixel_head *h, float *pred, const float *in, long M,
+			   const int *pos)
+{
+	aim_head_mem m = host_mem(h);
+	return aim_pixel_head_forward_on(h, &m, &h->acts, pred, in, M, pos);
 }
 
 void aim_pixel_head_backward(aim_pixel_head *h, float *din, const float *dpred,
 			     const float *in)
 {
-	const long M = h->rows_used;
-	const int W = h->width;
-	char nb[96];
-	float *gw, *gb;
-
-	/* pred = xn·Wpᵀ + bp */
-	float *wp = aim_pixel_head_param(h, "pred.weight", &gw);
-	aim_pixel_head_param(h, "pred.bias", &gb);
-	memset(h->dln, 0, sizeof(float) * M * W);
-	aim_linear_bwd(h->dln, gw, gb, dpred, h->xn, wp, (int)M, W, h->out_dim);
-
-	/* xn = LN(x_N): dx starts as the gradient of the last residual. */
-	const float *xN = h->x + (long)h->blocks * M * W;
-	float *mean = h->stats + (long)h->blocks * 2 * M, *rstd = mean + M;
-	float *nw = aim_pixel_head_param(h, "norm.weight", &gw);
-	aim_pixel_head_param(h, "norm.bias", &gb);
-	memset(h->dx, 0, sizeof(float) * M * W);
-	aim_layernorm_bwd(h->dx, gw, gb, h->dln, xN, nw, mean, rstd, (int)M, W);
-
-	for (int i = h->blocks - 1; i >= 0; i--) {
-		const float *xi = h->x + (long)i * M * W;
-		const float *ln = h->ln + (long)i * M * W;
-		const float *bm = h->stats + (long)i * 2 * M, *br = bm + M;
-		const float *pre = h->pre + (long)i * M * 4 * W, *act = h->act + (long)i * M * 4 * W;
-		/* x_{i+1} = x_i + fc2(gelu(fc1(LN(x_i)))): dx already holds the
-		 * residual path; the branch adds onto it. */
-		float *w2 = aim_pixel_head_param(h, block_name(nb, sizeof nb, i, "mlp.fc2.weight"), &gw);
-		memset(h->dact, 0, sizeof(float) * M * 4 * W);
-		aim_linear_bwd(h->dact, gw, NULL, h->dx, act, w2, (int)M, 4 * W, W);
-		memset(h->dpre, 0, sizeof(float) * M * 4 * W);
-		aim_gelu_bwd(h->dpre, h->dact, pre, (size_t)M * 4 * W);
-		float *w1 = aim_pixel_head_param(h, block_name(nb, sizeof nb, i, "mlp.fc1.weight"), &gw);
-		memset(h->dln, 0, sizeof(float) * M * W);
-		aim_linear_bwd(h->dln, gw, NULL, h->dpre, ln, w1, (int)M, W, 4 * W);
-		float *lw = aim_pixel_head_param(h, block_name(nb, sizeof nb, i, "norm.weight"), &gw);
-		aim_pixel_head_param(h, block_name(nb, sizeof nb, i, "norm.bias"), &gb);
-		aim_layernorm_bwd(h->dx, gw, gb, h->dln, xi, lw, bm, br, (int)M, W);
-	}
-
-	/* x0 = proj(in) + pos (pos is fixed) */
-	float *wproj = aim_pixel_head_param(h, "proj.weight", &gw);
-	aim_pixel_head_param(h, "proj.bias", &gb);
-	aim_linear_bwd(din, gw, gb, h->dx, in, wproj, (int)M, h->in_dim, W);
+	aim_head_mem m = host_mem(h);
+	aim_pixel_head_backward_on(h, &m, &h->acts, din, dpred, in);
 }
 
 int aim_pixel_head_to_record(aim_pixel_head *h, aim_record *r)

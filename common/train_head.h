@@ -18,6 +18,7 @@
 #ifndef AIM_TRAIN_HEAD_H
 #define AIM_TRAIN_HEAD_H
 
+#include "backend.h"
 #include "record.h"
 #include "train_rng.h"
 
@@ -30,6 +31,21 @@ typedef struct {
 	int64_t shape[2];
 	long off, n;        /* position in the arenas */
 } aim_head_tensor;
+
+/* The activations one forward keeps for its backward, in the memory of the
+ * backend that ran it (capacity for cap_rows rows). */
+typedef struct {
+	long cap_rows, rows_used;
+	float *x;       /* [N+1, M, W] block inputs, x[N] the final residual */
+	float *ln;      /* [N, M, W] block norm outputs */
+	float *stats;   /* [N+1, 2, M] mean, rstd per norm */
+	float *pre;     /* [N, M, 4W] fc1 outputs */
+	float *act;     /* [N, M, 4W] GELU outputs */
+	float *xn;      /* [M, W] final norm output */
+	float *posrows; /* [M, W] position-table rows of the rows */
+	/* Backward scratch. */
+	float *dx, *dln, *dact, *dpre;
+} aim_head_acts;
 
 typedef struct {
 	int in_dim;   /* D, the trunk width */
@@ -46,16 +62,8 @@ typedef struct {
 	int nt;
 	float *pos;   /* [K, W] */
 
-	/* Activations of the last forward (capacity for `cap_rows` rows). */
-	long cap_rows, rows_used;
-	float *x;       /* [N+1, M, W] block inputs, x[N] the final residual */
-	float *ln;      /* [N, M, W] block norm outputs */
-	float *stats;   /* [N+1, 2, M] mean, rstd per norm */
-	float *pre;     /* [N, M, 4W] fc1 outputs */
-	float *act;     /* [N, M, 4W] GELU outputs */
-	float *xn;      /* [M, W] final norm output */
-	/* Backward scratch. */
-	float *dx, *dln, *dact, *dpre;
+	/* Activations of the last forward on the host. */
+	aim_head_acts acts;
 } aim_pixel_head;
 
 /* Allocate a head; parameters zero until aim_pixel_head_init_random or a
@@ -70,6 +78,21 @@ void aim_pixel_head_init_random(aim_pixel_head *h, aim_rng *rng);
 
 /* Named access: weight and gradient of a tensor by suffix; NULL if absent. */
 float *aim_pixel_head_param(aim_pixel_head *h, const char *suffix, float **grad);
+
+/* The head's arenas as one backend holds them: its parameters, gradients
+ * and position table, laid out as the host's params, grads and pos. */
+typedef struct {
+	const aim_backend *be;
+	float *params, *grads, *pos;
+} aim_head_mem;
+
+/* Forward and backward through a backend's table (the one implementation;
+ * the two below run it on the host arenas with the CPU table). */
+int aim_pixel_head_forward_on(const aim_pixel_head *h, const aim_head_mem *m, aim_head_acts *a,
+			      float *pred, const float *in, long M, const int *pos);
+void aim_pixel_head_backward_on(const aim_pixel_head *h, const aim_head_mem *m,
+				aim_head_acts *a, float *din, const float *dpred, const float *in);
+void aim_head_acts_free(aim_head_acts *a, const aim_backend *be);
 
 /* Forward over M rows of in [M, D], keeping what the backward needs;
  * pred [M, P]. pos[i] is the grid position (0..K−1) of row i, whose

@@ -91,9 +91,8 @@ static void free_device(aim_trainer *t)
 	const aim_backend *be = t->be;
 	if (be->host_memory)
 		return;
-	float **bufs[] = {&t->dhead_params, &t->dhead_grads, &t->dhead_pos, &t->dm, &t->dv,
-			  &t->hx, &t->hln, &t->hstats, &t->hpre, &t->hact, &t->hxn, &t->hdx,
-			  &t->hdln, &t->hdact, &t->hdpre, &t->hposrows};
+	aim_head_acts_free(&t->dacts, be);
+	float **bufs[] = {&t->dhead_params, &t->dhead_grads, &t->dhead_pos, &t->dm, &t->dv};
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
 		be->free(*bufs[i]);
 		*bufs[i] = NULL;
@@ -105,7 +104,6 @@ static void free_device(aim_trainer *t)
 		aim_model_free(t->dev);
 	t->dev = NULL;
 	t->dev_live = 0;
-	t->dcap_rows = 0;
 }
 
 void aim_trainer_free(aim_trainer *t)
@@ -192,136 +190,12 @@ void aim_trainer_sync_host(aim_trainer *t)
 	be->download(t->optim.v, t->dv, sizeof(float) * (size_t)t->optim.total);
 }
 
-/* ---- the pixel head on a device backend ------------------------------------
- * The sequence of ops of aim_pixel_head_forward / _backward (train_head.c),
- * through the table, on the device copies of the head's parameters. */
-
-static int head_dev_ensure(aim_trainer *t, long M)
+/* The pixel head on a device backend: the one implementation of
+ * train_head.c, on the device copies of its parameters. */
+static aim_head_mem head_dev(aim_trainer *t)
 {
-	if (M <= t->dcap_rows)
-		return 0;
-	const aim_backend *be = t->be;
-	float **bufs[] = {&t->hx, &t->hln, &t->hstats, &t->hpre, &t->hact, &t->hxn, &t->hdx,
-			  &t->hdln, &t->hdact, &t->hdpre, &t->hposrows};
-	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-		be->free(*bufs[i]);
-		*bufs[i] = NULL;
-	}
-	t->dcap_rows = 0;
-	const long W = t->head.width, N = t->head.blocks, N1 = N ? N : 1;
-	const size_t f = sizeof(float);
-	t->hx = be->alloc(f * (N + 1) * M * W);
-	t->hln = be->alloc(f * N1 * M * W);
-	t->hstats = be->alloc(f * (N + 1) * 2 * M);
-	t->hpre = be->alloc(f * N1 * M * 4 * W);
-	t->hact = be->alloc(f * N1 * M * 4 * W);
-	t->hxn = be->alloc(f * M * W);
-	t->hdx = be->alloc(f * M * W);
-	t->hdln = be->alloc(f * M * W);
-	t->hdact = be->alloc(f * M * 4 * W);
-	t->hdpre = be->alloc(f * M * 4 * W);
-	t->hposrows = be->alloc(f * M * W);
-	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-		if (!*bufs[i])
-			return aim_error("out of %s memory for pixel-head activations (%ld rows)",
-					 be->name, M);
-	t->dcap_rows = M;
-	return 0;
-}
-
-/* Device parameter (and gradient) of the head tensor named suffix. */
-static float *hp(aim_trainer *t, const char *suffix, float **grad)
-{
-	float *g, *w = aim_pixel_head_param(&t->head, suffix, &g);
-	if (grad)
-		*grad = t->dhead_grads + (g - t->head.grads);
-	return t->dhead_params + (w - t->head.params);
-}
-
-static const char *bname(char *buf, size_t n, int i, const char *what)
-{
-	snprintf(buf, n, "blocks.%d.%s", i, what);
-	return buf;
-}
-
-static int head_dev_forward(aim_trainer *t, float *pred, const float *in, long M,
-			    const int *pos)
-{
-	const aim_backend *be = t->be;
-	const int W = t->head.width, Mi = (int)M;
-	const float eps = t->head.eps;
-	char nb[96];
-	if (head_dev_ensure(t, M))
-		return AIM_ERR;
-	t->drows_used = M;
-	float *x0 = t->hx;
-	be->linear_fwd(x0, in, hp(t, "proj.weight", NULL), hp(t, "proj.bias", NULL), Mi,
-		       t->head.in_dim, W);
-	/* + the position-table row of each row's grid position */
-	be->gather_rows(t->hposrows, t->dhead_pos, pos, M, W);
-	be->add_fwd(x0, x0, t->hposrows, (size_t)M * W);
-	for (int i = 0; i < t->head.blocks; i++) {
-		const float *xi = t->hx + (long)i * M * W;
-		float *xo = t->hx + (long)(i + 1) * M * W;
-		float *ln = t->hln + (long)i * M * W;
-		float *mean = t->hstats + (long)i * 2 * M, *rstd = mean + M;
-		float *pre = t->hpre + (long)i * M * 4 * W, *act = t->hact + (long)i * M * 4 * W;
-		be->layernorm_fwd(ln, mean, rstd, xi, hp(t, bname(nb, sizeof nb, i, "norm.weight"), NULL),
-				  hp(t, bname(nb, sizeof nb, i, "norm.bias"), NULL), Mi, W, eps);
-		be->linear_fwd(pre, ln, hp(t, bname(nb, sizeof nb, i, "mlp.fc1.weight"), NULL), NULL,
-			       Mi, W, 4 * W);
-		be->gelu_fwd(act, pre, (size_t)M * 4 * W);
-		be->linear_fwd(xo, act, hp(t, bname(nb, sizeof nb, i, "mlp.fc2.weight"), NULL), NULL,
-			       Mi, 4 * W, W);
-		be->add_fwd(xo, xo, xi, (size_t)M * W);
-	}
-	const float *xN = t->hx + (long)t->head.blocks * M * W;
-	float *mean = t->hstats + (long)t->head.blocks * 2 * M, *rstd = mean + M;
-	be->layernorm_fwd(t->hxn, mean, rstd, xN, hp(t, "norm.weight", NULL),
-			  hp(t, "norm.bias", NULL), Mi, W, eps);
-	be->linear_fwd(pred, t->hxn, hp(t, "pred.weight", NULL), hp(t, "pred.bias", NULL), Mi, W,
-		       t->head.out_dim);
-	return 0;
-}
-
-static void head_dev_backward(aim_trainer *t, float *din, const float *dpred, const float *in)
-{
-	const aim_backend *be = t->be;
-	const long M = t->drows_used;
-	const int W = t->head.width, Mi = (int)M;
-	const size_t f = sizeof(float);
-	char nb[96];
-	float *gw, *gb;
-	float *wp = hp(t, "pred.weight", &gw);
-	hp(t, "pred.bias", &gb);
-	be->zero(t->hdln, f * M * W);
-	be->linear_bwd(t->hdln, gw, gb, dpred, t->hxn, wp, Mi, W, t->head.out_dim);
-	const float *xN = t->hx + (long)t->head.blocks * M * W;
-	float *mean = t->hstats + (long)t->head.blocks * 2 * M, *rstd = mean + M;
-	float *nw = hp(t, "norm.weight", &gw);
-	hp(t, "norm.bias", &gb);
-	be->zero(t->hdx, f * M * W);
-	be->layernorm_bwd(t->hdx, gw, gb, t->hdln, xN, nw, mean, rstd, Mi, W);
-	for (int i = t->head.blocks - 1; i >= 0; i--) {
-		const float *xi = t->hx + (long)i * M * W;
-		const float *ln = t->hln + (long)i * M * W;
-		const float *bm = t->hstats + (long)i * 2 * M, *br = bm + M;
-		const float *pre = t->hpre + (long)i * M * 4 * W, *act = t->hact + (long)i * M * 4 * W;
-		float *w2 = hp(t, bname(nb, sizeof nb, i, "mlp.fc2.weight"), &gw);
-		be->zero(t->hdact, f * M * 4 * W);
-		be->linear_bwd(t->hdact, gw, NULL, t->hdx, act, w2, Mi, 4 * W, W);
-		be->zero(t->hdpre, f * M * 4 * W);
-		be->gelu_bwd(t->hdpre, t->hdact, pre, (size_t)M * 4 * W);
-		float *w1 = hp(t, bname(nb, sizeof nb, i, "mlp.fc1.weight"), &gw);
-		be->zero(t->hdln, f * M * W);
-		be->linear_bwd(t->hdln, gw, NULL, t->hdpre, ln, w1, Mi, W, 4 * W);
-		float *lw = hp(t, bname(nb, sizeof nb, i, "norm.weight"), &gw);
-		hp(t, bname(nb, sizeof nb, i, "norm.bias"), &gb);
-		be->layernorm_bwd(t->hdx, gw, gb, t->hdln, xi, lw, bm, br, Mi, W);
-	}
-	float *wproj = hp(t, "proj.weight", &gw);
-	hp(t, "proj.bias", &gb);
-	be->linear_bwd(din, gw, gb, t->hdx, in, wproj, Mi, t->head.in_dim, W);
+	aim_head_mem m = {t->be, t->dhead_params, t->dhead_grads, t->dhead_pos};
+	return m;
 }
 
 static aim_model *trunk(aim_trainer *t) { return t->dev ? t->dev : t->model; }
@@ -360,7 +234,8 @@ static int forward(aim_trainer *t, const float *xin, int n, const int *prefix, i
 	*M = m;
 	if (t->be->host_memory)
 		return aim_pixel_head_forward(&t->head, t->pred, t->hin, m, t->pos);
-	return head_dev_forward(t, t->pred, t->hin, m, t->pos);
+	aim_head_mem hm = head_dev(t);
+	return aim_pixel_head_forward_on(&t->head, &hm, &t->dacts, t->pred, t->hin, m, t->pos);
 }
 
 /* The device group of this node's ranks (backend.h group_*), set up once
@@ -483,8 +358,11 @@ int aim_trainer_gradients(aim_trainer *t, const float *x, const uint64_t *gidx, 
 		be->zero(t->dhin, sizeof(float) * (size_t)m * D);
 		if (be->host_memory)
 			aim_pixel_head_backward(&t->head, t->dhin, t->dpred, t->hin);
-		else
-			head_dev_backward(t, t->dhin, t->dpred, t->hin);
+		else {
+			aim_head_mem hm = head_dev(t);
+			aim_pixel_head_backward_on(&t->head, &hm, &t->dacts, t->dhin, t->dpred,
+						   t->hin);
+		}
 		/* Rows that predict nothing get no gradient from the loss. */
 		be->zero(t->dnormed, sizeof(float) * (size_t)n * K * D);
 		be->scatter_rows(t->dnormed, t->dhin, t->rows, m, D);

@@ -47,9 +47,7 @@ typedef struct {
 	float *dx;                          /* a micro-batch's patches */
 	float *dhead_params, *dhead_grads, *dhead_pos, *dm, *dv;
 	float **dw, **dg;                   /* per trainable tensor, as optim.t */
-	/* the head's activations on the device (train_head.h has the host ones) */
-	long dcap_rows, drows_used;
-	float *hx, *hln, *hstats, *hpre, *hact, *hxn, *hdx, *hdln, *hdact, *hdpre, *hposrows;
+	aim_head_acts dacts;                /* the head's activations there */
 	float *host_pred;                   /* predict: pred rows downloaded */
 	/* Several processes on a device backend: gradients are summed among
 	 * a node's GPUs in device memory by the backend's group (NCCL), and
