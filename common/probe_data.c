@@ -118,21 +118,22 @@ int aim_classes_equal(char **a, int na, char **b, int nb)
 	return 1;
 }
 
-int aim_features_heads(const aim_record *r)
+int aim_num_heads_json(const char *text)
 {
-	const char *v = aim_record_get_meta(r, "aim.config");
-	if (!v)
-		return 0;
-	json_error_t je;
-	json_t *j = json_loads(v, 0, &je);
+	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
 	int h = 0;
-	if (j && json_is_object(j)) {
+	if (json_is_object(j)) {
 		json_t *e = json_object_get(j, "num_heads");
 		if (json_is_integer(e))
 			h = (int)json_integer_value(e);
 	}
 	json_decref(j);
 	return h > 0 ? h : 0;
+}
+
+int aim_features_heads(const aim_record *r)
+{
+	return aim_num_heads_json(aim_record_get_meta(r, "aim.config"));
 }
 
 void aim_features_to_f32(float *dst, const aim_tensor *t)

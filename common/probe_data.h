@@ -42,5 +42,8 @@ void aim_features_to_f32(float *dst, const aim_tensor *t);
 /* Attention heads of the model that made the features, from the metadata
  * "aim.config" (its num_heads); 0 when not recorded. */
 int aim_features_heads(const aim_record *r);
+/* num_heads of a JSON object (aim.config metadata, a Hugging Face
+ * config.json); 0 when absent or not a positive integer. */
+int aim_num_heads_json(const char *text);
 
 #endif

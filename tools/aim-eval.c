@@ -153,16 +153,15 @@ static int heads_from_config_beside(const char *path)
 	} else {
 		snprintf(cfg, sizeof cfg, "config.json");
 	}
-	json_error_t je;
-	json_t *j = json_load_file(cfg, 0, &je);
-	int h = 0;
-	if (j && json_is_object(j)) {
-		json_t *e = json_object_get(j, "num_heads");
-		if (json_is_integer(e))
-			h = (int)json_integer_value(e);
+	char *text = NULL;
+	size_t len = 0;
+	if (aim_read_file(cfg, &text, &len) < 0) {
+		aim_error_clear();
+		return 0;
 	}
-	json_decref(j);
-	return h > 0 ? h : 0;
+	int h = aim_num_heads_json(text);
+	free(text);
+	return h;
 }
 
 /* Everything the evaluation carries from record to record. */
