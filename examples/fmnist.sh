@@ -1,13 +1,14 @@
 #!/bin/sh
 # The embedded demo: the whole AIM recipe on Fashion-MNIST (Debian's
-# dataset-fashion-mnist), on the CPU, in about 20 minutes on 2 cores.
+# dataset-fashion-mnist), on the CPU, in under 20 minutes on 2 cores.
 #
 #   images -> patches -> aim-train (small AIM) -> aim-extract -> aim-probe -> aim-eval
 #
 # and the same probe on the same architecture with untrained weights, so
 # what pretraining bought is in plain view. Leaves in $OUT (default
 # ./fmnist-demo): loss.png, predictions.png, confusion.png, the run
-# directory, the heads, and summary.txt.
+# directory, the heads, and summary.txt. Measured here: 1,051 s, pretrained
+# 88.36 % against 84.32 % untrained.
 #
 # Environment: OUT, TRAIN_MINUTES (default 12), THREADS (default all cores).
 set -eu
@@ -49,12 +50,14 @@ untrained=$(ls run-untrained/step-*.safetensors | tail -n 1)
 
 # Eight learned queries instead of the published one: on 16 tokens of 192
 # dimensions they pool about a point more (measured on one pretrained trunk:
-# 1 query 87.78 %, 4 queries 88.56 %; on another, 4: 88.14 %, 8: 88.37 %),
-# for about 1.5 more minutes per probe.
+# 1 query 87.78 %, 4 queries 88.56 %; on another, 4: 88.14 %, 8: 88.37 %).
+# One learning rate: of 3e-3 and 1e-2 tried in one pass (--lr 3e-3,1e-2),
+# 1e-2 won in every run here, pretrained and untrained, and the pass took
+# 70 s longer.
 probe() { # name model
 	"$B/aim-extract" -m "$2" --layers all --batch 256 -q --threads "$THREADS" -o "$1-train.aimt" train.aimt
 	"$B/aim-extract" -m "$2" --layers all --batch 256 -q --threads "$THREADS" -o "$1-test.aimt" test.aimt
-	"$B/aim-probe" --queries 8 --lr 3e-3,1e-2 --epochs 30 --threads "$THREADS" -q \
+	"$B/aim-probe" --queries 8 --lr 1e-2 --epochs 30 --threads "$THREADS" -q \
 		-o "$1-head.safetensors" "$1-train.aimt"
 }
 say "features and attentive probe: pretrained trunk"
