@@ -6,18 +6,25 @@
 #include "err.h"
 #include "train_prefetch.h"
 
-static void *buffer(const aim_prefetch *p, size_t bytes)
+/* Pinned memory from the backend when it offers it, else malloc; the
+ * slot remembers which, so that the right call frees it. */
+static int alloc_slot(const aim_prefetch *p, aim_prefetch_slot *s, size_t bytes)
 {
-	void *b = p->be && p->be->host_alloc ? p->be->host_alloc(bytes) : NULL;
-	return b ? b : malloc(bytes);
+	s->x = p->be && p->be->host_alloc ? p->be->host_alloc(bytes) : NULL;
+	s->pinned = s->x != NULL;
+	if (!s->x)
+		s->x = malloc(bytes);
+	s->gidx = malloc(sizeof(uint64_t) * (size_t)p->batch);
+	return s->x && s->gidx ? 0 : -1;
 }
 
-static void release(const aim_prefetch *p, void *b)
+static void free_slot(const aim_prefetch *p, aim_prefetch_slot *s)
 {
-	if (p->be && p->be->host_alloc && p->be->host_free)
-		p->be->host_free(b);
+	if (s->pinned)
+		p->be->host_free(s->x);
 	else
-		free(b);
+		free(s->x);
+	free(s->gidx);
 }
 
 /* The reader: fill the slots in turn, each as soon as the consumer has
@@ -52,7 +59,6 @@ static void *reader(void *arg)
 		s->full = 1;
 		p->reading = 0;
 		int last = got < p->batch;
-		p->ended = last;
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 		if (last)
@@ -69,9 +75,7 @@ int aim_prefetch_start(aim_prefetch *p, aim_source *src, int batch, const aim_ba
 	p->out = -1;
 	const size_t per = (size_t)src->geom.K * src->geom.P;
 	for (int i = 0; i < 2; i++) {
-		p->slot[i].x = buffer(p, sizeof(float) * per * (size_t)batch);
-		p->slot[i].gidx = malloc(sizeof(uint64_t) * (size_t)batch);
-		if (!p->slot[i].x || !p->slot[i].gidx) {
+		if (alloc_slot(p, &p->slot[i], sizeof(float) * per * (size_t)batch)) {
 			aim_prefetch_stop(p);
 			return aim_error("out of memory for two batches of %d images", batch);
 		}
@@ -123,10 +127,7 @@ void aim_prefetch_stop(aim_prefetch *p)
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
 	}
-	for (int i = 0; i < 2; i++) {
-		if (p->slot[i].x)
-			release(p, p->slot[i].x);
-		free(p->slot[i].gidx);
-	}
+	for (int i = 0; i < 2; i++)
+		free_slot(p, &p->slot[i]);
 	memset(p, 0, sizeof *p);
 }

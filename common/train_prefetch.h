@@ -25,6 +25,7 @@ typedef struct {
 	int epoch;         /* aim.epoch of the last record read, -1 if none */
 	char err[1024];    /* the reader's message when got is AIM_ERR */
 	int full;
+	int pinned;        /* x came from the backend's host_alloc (else malloc) */
 } aim_prefetch_slot;
 
 typedef struct {
@@ -34,7 +35,7 @@ typedef struct {
 	aim_prefetch_slot slot[2];
 	int take;          /* the slot the consumer takes next */
 	int out;           /* the slot it holds now, -1 before the first */
-	int started, stop, reading, ended;
+	int started, stop, reading;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -190,15 +190,19 @@ void aim_trainer_sync_host(aim_trainer *t)
 	be->download(t->optim.v, t->dv, sizeof(float) * (size_t)t->optim.total);
 }
 
-/* The pixel head on a device backend: the one implementation of
- * train_head.c, on the device copies of its parameters. */
-static aim_head_mem head_dev(aim_trainer *t)
-{
-	aim_head_mem m = {t->be, t->dhead_params, t->dhead_grads, t->dhead_pos};
-	return m;
-}
-
 static aim_model *trunk(aim_trainer *t) { return t->dev ? t->dev : t->model; }
+
+/* The live pixel head, as trunk() is the live trunk: the host arenas on
+ * the CPU, the device copies on a device; *acts gets its activations. */
+static aim_head_mem head(aim_trainer *t, aim_head_acts **acts)
+{
+	if (t->be->host_memory) {
+		*acts = &t->head.acts;
+		return (aim_head_mem){t->be, t->head.params, t->head.grads, t->head.pos};
+	}
+	*acts = &t->dacts;
+	return (aim_head_mem){t->be, t->dhead_params, t->dhead_grads, t->dhead_pos};
+}
 
 /* x (host, [n, K, P]) in the backend's memory: itself on the CPU. */
 static const float *patches_in(aim_trainer *t, const float *x, int n)
@@ -232,10 +236,9 @@ static int forward(aim_trainer *t, const float *xin, int n, const int *prefix, i
 		t->pos[i] = t->rows[i] % K;
 	t->be->gather_rows(t->hin, normed, t->rows, m, D);
 	*M = m;
-	if (t->be->host_memory)
-		return aim_pixel_head_forward(&t->head, t->pred, t->hin, m, t->pos);
-	aim_head_mem hm = head_dev(t);
-	return aim_pixel_head_forward_on(&t->head, &hm, &t->dacts, t->pred, t->hin, m, t->pos);
+	aim_head_acts *acts;
+	aim_head_mem hm = head(t, &acts);
+	return aim_pixel_head_forward_on(&t->head, &hm, acts, t->pred, t->hin, m, t->pos);
 }
 
 /* The device group of this node's ranks (backend.h group_*), set up once
@@ -356,13 +359,9 @@ int aim_trainer_gradients(aim_trainer *t, const float *x, const uint64_t *gidx, 
 		local += be->pixloss_forward(t->pred, t->target, t->rows, m, P, denom);
 		be->pixloss_backward(t->pred, t->target, t->rows, m, P, denom, t->dpred);
 		be->zero(t->dhin, sizeof(float) * (size_t)m * D);
-		if (be->host_memory)
-			aim_pixel_head_backward(&t->head, t->dhin, t->dpred, t->hin);
-		else {
-			aim_head_mem hm = head_dev(t);
-			aim_pixel_head_backward_on(&t->head, &hm, &t->dacts, t->dhin, t->dpred,
-						   t->hin);
-		}
+		aim_head_acts *acts;
+		aim_head_mem hm = head(t, &acts);
+		aim_pixel_head_backward_on(&t->head, &hm, acts, t->dhin, t->dpred, t->hin);
 		/* Rows that predict nothing get no gradient from the loss. */
 		be->zero(t->dnormed, sizeof(float) * (size_t)n * K * D);
 		be->scatter_rows(t->dnormed, t->dhin, t->rows, m, D);
