@@ -15,11 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas_threads.h"
 #include "ops.h"
 #include "ops_math.h"
 
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
 #define QB 128 /* query rows per piece */
 
@@ -40,24 +39,10 @@ static inline int key_limit(int i, int K, aim_mask_kind mask, const int *prefix,
 AIM_VECTOR_CLONES
 static float softmax_row(float *p, int L, int Lmax)
 {
-	float mx = p[0];
-	#pragma omp simd reduction(max : mx)
-	for (int j = 1; j < L; j++)
-		mx = p[j] > mx ? p[j] : mx;
-	float sum = 0.0f;
-	#pragma omp simd reduction(+ : sum)
-	for (int j = 0; j < L; j++) {
-		float e = aim_expf(p[j] - mx);
-		p[j] = e;
-		sum += e;
-	}
-	float inv = 1.0f / sum;
-	#pragma omp simd
-	for (int j = 0; j < L; j++)
-		p[j] *= inv;
+	float lse = aim_softmax_row(p, p, L);
 	for (int j = L; j < Lmax; j++)
 		p[j] = 0.0f;
-	return mx + logf(sum);
+	return lse;
 }
 
 /* p[0..L) = exp(s − lse), p[L..Lmax) = 0 (the forward's probabilities). */
@@ -102,10 +87,7 @@ void aim_attention_fwd(float *out, float *lse, const float *qkv, int B, int K,
 {
 	geometry g = geom(B, K, H, hd);
 	const float scale = 1.0f / sqrtf((float)hd);
-	int outer = omp_in_parallel(); /* inside a caller's team OpenBLAS is already at 1 */
-	int saved = outer ? 1 : openblas_get_num_threads();
-	if (!outer)
-		openblas_set_num_threads(1);
+	int held = aim_blas_hold_single();
 	#pragma omp parallel
 	{
 		float *s = malloc(sizeof(float) * QB * (size_t)K);
@@ -132,8 +114,7 @@ void aim_attention_fwd(float *out, float *lse, const float *qkv, int B, int K,
 		}
 		free(s);
 	}
-	if (!outer)
-		openblas_set_num_threads(saved);
+	aim_blas_release(held);
 }
 
 void aim_attention_bwd(float *dqkv, const float *dout, const float *qkv,
@@ -142,10 +123,7 @@ void aim_attention_bwd(float *dqkv, const float *dout, const float *qkv,
 {
 	geometry g = geom(B, K, H, hd);
 	const float scale = 1.0f / sqrtf((float)hd);
-	int outer = omp_in_parallel(); /* inside a caller's team OpenBLAS is already at 1 */
-	int saved = outer ? 1 : openblas_get_num_threads();
-	if (!outer)
-		openblas_set_num_threads(1);
+	int held = aim_blas_hold_single();
 	/* Pieces of one (sample, head) all add into that head's dK and dV, so
 	 * a thread takes a whole (sample, head) and walks its query blocks. */
 	#pragma omp parallel
@@ -191,6 +169,5 @@ void aim_attention_bwd(float *dqkv, const float *dout, const float *qkv,
 		free(p);
 		free(ds);
 	}
-	if (!outer)
-		openblas_set_num_threads(saved);
+	aim_blas_release(held);
 }

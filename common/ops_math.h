@@ -48,6 +48,29 @@ static inline float aim_expf(float x)
 	return p * scale;
 }
 
+/* y[0..n) = softmax(x[0..n)) (y may be x); returns the log-sum-exp.
+ * Inlined into its callers, so it is vectorised in each of their clones:
+ * the row softmax op and the attention's masked, in-place rows. */
+static inline float aim_softmax_row(float *y, const float *x, int n)
+{
+	float mx = x[0];
+	#pragma omp simd reduction(max : mx)
+	for (int j = 1; j < n; j++)
+		mx = x[j] > mx ? x[j] : mx;
+	float sum = 0.0f;
+	#pragma omp simd reduction(+ : sum)
+	for (int j = 0; j < n; j++) {
+		float e = aim_expf(x[j] - mx);
+		y[j] = e;
+		sum += e;
+	}
+	float inv = 1.0f / sum;
+	#pragma omp simd
+	for (int j = 0; j < n; j++)
+		y[j] *= inv;
+	return mx + logf(sum);
+}
+
 /* erf(x), absolute error below 2e-7 (Abramowitz & Stegun 7.1.26). */
 static inline float aim_erff(float x)
 {

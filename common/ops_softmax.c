@@ -6,21 +6,7 @@
 AIM_VECTOR_CLONES
 static void softmax_row(float *y, const float *x, int N)
 {
-	float mx = x[0];
-	#pragma omp simd reduction(max : mx)
-	for (int j = 1; j < N; j++)
-		mx = x[j] > mx ? x[j] : mx;
-	float s = 0.0f;
-	#pragma omp simd reduction(+ : s)
-	for (int j = 0; j < N; j++) {
-		float e = aim_expf(x[j] - mx);
-		y[j] = e;
-		s += e;
-	}
-	float inv = 1.0f / s;
-	#pragma omp simd
-	for (int j = 0; j < N; j++)
-		y[j] *= inv;
+	aim_softmax_row(y, x, N);
 }
 
 void aim_softmax_fwd(float *y, const float *x, int M, int N)
