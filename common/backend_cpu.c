@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "blas_threads.h"
 #include "train_loss.h"
 #include "train_optim.h"
 
@@ -23,17 +24,13 @@ static void cpu_copy(void *dst, const void *src, size_t n) { memcpy(dst, src, n)
 static void cpu_zero(void *p, size_t n) { memset(p, 0, n); }
 static void cpu_sync(void) {}
 
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
-
 static void cpu_parallel_groups(void (*fn)(void *ctx, int g), void *ctx, int ngroups)
 {
-	int saved = openblas_get_num_threads();
-	openblas_set_num_threads(1);
+	int held = aim_blas_hold_single();
 	#pragma omp parallel for schedule(dynamic)
 	for (int g = 0; g < ngroups; g++)
 		fn(ctx, g);
-	openblas_set_num_threads(saved);
+	aim_blas_release(held);
 }
 
 static int cpu_max_threads(void) { return omp_get_max_threads(); }

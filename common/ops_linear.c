@@ -10,11 +10,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "blas_threads.h"
 #include "ops.h"
-
-/* OpenBLAS's thread control (not in cblas.h of every version). */
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
 static void par_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
 		      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -34,8 +31,7 @@ static void par_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int 
 	int panel = (len + 2 * nt - 1) / (2 * nt);
 	panel = panel < 256 ? 256 : (panel + 15) / 16 * 16;
 	int npanels = (len + panel - 1) / panel;
-	int saved = openblas_get_num_threads();
-	openblas_set_num_threads(1);
+	int held = aim_blas_hold_single();
 	#pragma omp parallel for schedule(dynamic) num_threads(nt)
 	for (int i = 0; i < npanels; i++) {
 		int a = i * panel, b = a + panel < len ? a + panel : len;
@@ -49,7 +45,7 @@ static void par_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int 
 				    C + a, ldc);
 		}
 	}
-	openblas_set_num_threads(saved);
+	aim_blas_release(held);
 }
 
 void aim_linear_fwd(float *y, const float *x, const float *w, const float *b,

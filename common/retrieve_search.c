@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas_threads.h"
 #include "err.h"
 #include "retrieve.h"
 
@@ -146,7 +147,7 @@ int aim_bank_search(const aim_bank *b, const float *q, int64_t m, const aim_sear
 	for (int64_t i = 0; i < T * m; i++)
 		heaps[i].h = slots + i * k;
 	/* Each of our threads runs its own single-threaded BLAS call. */
-	openblas_set_num_threads(1);
+	int held = aim_blas_hold_single();
 	int failed = 0;
 	/* Few queries: smaller blocks, so the work spreads evenly over threads. */
 	int64_t bb = m < GEMM_MIN ? GEMV_BLOCK : BANK_BLOCK;
@@ -183,6 +184,7 @@ int aim_bank_search(const aim_bank *b, const float *q, int64_t m, const aim_sear
 		}
 		free(S);
 	}
+	aim_blas_release(held);
 	if (failed) {
 		free(slots), free(heaps);
 		return aim_error("out of memory (score blocks)");
