@@ -49,9 +49,12 @@ static inline float aim_expf(float x)
 }
 
 /* y[0..n) = softmax(x[0..n)) (y may be x); returns the log-sum-exp.
- * Inlined into its callers, so it is vectorised in each of their clones:
- * the row softmax op and the attention's masked, in-place rows. */
-static inline float aim_softmax_row(float *y, const float *x, int n)
+ * Always inlined into its callers, so it is vectorised in each of their
+ * clones (the row softmax op and the attention's masked, in-place rows):
+ * an out-of-line copy would be compiled for the baseline target only, and
+ * attention ran 15 % slower that way. */
+static inline __attribute__((always_inline)) float aim_softmax_row(float *y, const float *x,
+								   int n)
 {
 	float mx = x[0];
 	#pragma omp simd reduction(max : mx)
