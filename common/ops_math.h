@@ -1,7 +1,9 @@
 /* Branch-free float exp and erf that the compiler can vectorise (libm's
  * expf/erff are scalar calls, and the model evaluates hundreds of millions
  * of them per batch: softmax rows and the GELU of every MLP).
- * Internal to the ops_*.c files. */
+ * Internal to the ops_*.c files. The helpers are always inlined: GCC
+ * would otherwise keep baseline-target copies out of line and call them,
+ * one scalar call per element, from the AVX2 clones of the ops. */
 #ifndef AIM_OPS_MATH_H
 #define AIM_OPS_MATH_H
 
@@ -20,7 +22,7 @@
 /* e^x with relative error below 2e-7 on [-87, 88]; 0 below, inf above.
  * Rounding to the nearest integer uses the 1.5·2^23 trick instead of
  * floorf(), which GCC would call out of line (and so not vectorise). */
-static inline float aim_expf(float x)
+static inline __attribute__((always_inline)) float aim_expf(float x)
 {
 	const float log2e = 1.44269504088896341f;
 	const float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
@@ -75,7 +77,7 @@ static inline __attribute__((always_inline)) float aim_softmax_row(float *y, con
 }
 
 /* erf(x), absolute error below 2e-7 (Abramowitz & Stegun 7.1.26). */
-static inline float aim_erff(float x)
+static inline __attribute__((always_inline)) float aim_erff(float x)
 {
 	float a = fabsf(x);
 	float t = 1.0f / (1.0f + 0.3275911f * a);
