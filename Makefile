@@ -34,7 +34,13 @@ endif
 BIN := $(BUILD)/bin
 
 CFLAGS ?=
-CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -fopenmp -Icommon $(PKG_CFLAGS)
+# The library's layers, bottom to top (common/README.md): each folder is on the
+# include path, so a file names a header by its own name wherever it lives.
+LAYERS := $(shell sed -n 's/^| `\([a-z]*\)` |.*/\1/p' common/README.md | grep -vx cuda)
+LAYER_INC := -Icommon $(addprefix -Icommon/,$(LAYERS))
+HEADERS := $(wildcard common/*/*.h common/cuda/*.cuh)
+
+CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -fopenmp $(LAYER_INC) $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lm -ldl -lpthread
 LDFLAGS += -fopenmp $(SANFLAGS)
 
@@ -53,10 +59,10 @@ ifneq ($(CUDA_SRC),)
 CUDA_LIB := $(BUILD)/libaim-cuda.so
 endif
 endif
-NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Icommon -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC $(LAYER_INC) -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
 # --- sources -------------------------------------------------------------------
-COMMON_SRC := $(filter-out common/dist_mpi.c,$(wildcard common/*.c))
+COMMON_SRC := $(filter-out common/base/dist_mpi.c,$(wildcard $(LAYERS:%=common/%/*.c)))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libaim.a
 TOOL_SRC := $(wildcard tools/*.c)
@@ -67,21 +73,21 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 MAN := $(wildcard man/*.1 man/*.5)
 
 ifneq ($(MPICC),)
-DIST_OBJ := $(BUILD)/common/dist_mpi.o
+DIST_OBJ := $(BUILD)/common/base/dist_mpi.o
 DIST_LIBS := $(MPI_LIBS)
 endif
 
-.PHONY: all check bench fuzz install clean config
+.PHONY: all check bench fuzz install clean config layers includes
 all: config $(TOOLS) $(CUDA_LIB)
 
 config:
 	@echo "aim: CC=$(CC) SAN=$(SAN) MPI=$(if $(MPICC),yes,no) CUDA=$(if $(CUDA_LIB),yes ($(NVCC)),no)"
 
-$(BUILD)/common/%.o: common/%.c $(wildcard common/*.h)
+$(BUILD)/common/%.o: common/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/common/dist_mpi.o: common/dist_mpi.c $(wildcard common/*.h)
+$(BUILD)/common/base/dist_mpi.o: common/base/dist_mpi.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c -o $@ $<
 
@@ -89,19 +95,27 @@ $(LIB): $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/%: tools/%.c $(LIB) $(DIST_OBJ) $(wildcard common/*.h)
+$(BIN)/%: tools/%.c $(LIB) $(DIST_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(DIST_OBJ),-DAIM_HAVE_MPI=1) $(LDFLAGS) -o $@ $< $(DIST_OBJ) $(LIB) $(LDLIBS) $(DIST_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard common/*.h) $(wildcard tests/unit/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(HEADERS) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/libaim-cuda.so: $(CUDA_SRC) $(wildcard common/*.h common/cuda/*.h common/cuda/*.cuh)
+$(BUILD)/libaim-cuda.so: $(CUDA_SRC) $(HEADERS) $(wildcard common/cuda/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -shared -o $@ $(CUDA_SRC) -lcublas -lcublasLt
 
-check: all $(UNIT_TESTS)
+# The include flags, for scripts that compile against the library themselves.
+includes:
+	@echo $(LAYER_INC)
+
+# No file of the library includes a header from a layer above its own.
+layers:
+	@tests/layers.sh
+
+check: all $(UNIT_TESTS) layers
 	BUILD=$(BUILD) SAN=$(SAN) tests/run.sh
 
 bench: all
@@ -110,10 +124,10 @@ bench: all
 # Fuzz targets are built with clang's libFuzzer against the library,
 # compiled once more with coverage instrumentation.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Wno-pass-failed -Icommon $(PKG_CFLAGS)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Wno-pass-failed $(LAYER_INC) $(PKG_CFLAGS)
 FUZZ_OBJ := $(COMMON_SRC:%.c=build-fuzz/%.o)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-build-fuzz/common/%.o: common/%.c $(wildcard common/*.h)
+build-fuzz/common/%.o: common/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 build-fuzz/libaim.a: $(FUZZ_OBJ)

@@ -1,6 +1,6 @@
 /* The OpenBLAS sgemm ceiling of this machine, measured the way the model
  * uses it: each OpenMP thread multiplies its own panel with OpenBLAS held at
- * one thread (as common/ops_linear.c does), C[M,N] = A[M,K]·B[N,K]ᵀ with the
+ * one thread (as common/ops/ops_linear.c does), C[M,N] = A[M,K]·B[N,K]ᵀ with the
  * AIM-600M MLP shape (M = 512 tokens, N = 6144, K = 1536) by default.
  * Prints the best GFLOP/s of `reps` runs.
  *   sgemm_peak [threads] [reps] [M N K] */

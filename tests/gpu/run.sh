@@ -42,7 +42,7 @@ make -s >/dev/null || { echo "run.sh: make failed"; exit 1; }
 [ -f "$BUILD/libaim-cuda.so" ] || { echo "run.sh: no $BUILD/libaim-cuda.so (is nvcc on PATH or at /usr/local/cuda/bin?)"; exit 1; }
 AIM_CUDA_LIB=$(cd "$BUILD" && pwd)/libaim-cuda.so
 export AIM_CUDA_LIB
-CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fopenmp -Icommon $(pkg-config --cflags libzstd openblas)"
+CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fopenmp $(make -s --no-print-directory includes) $(pkg-config --cflags libzstd openblas)"
 LIBS="$BUILD/libaim.a $(pkg-config --libs libzstd libpng libjpeg jansson libarchive libzip openblas) -lm -ldl -lpthread"
 for t in test_backend_ops test_train_gpu bench_ops; do
 	cc $CFLAGS -o "$out/$t" "tests/gpu/$t.c" $LIBS || { echo "run.sh: $t does not compile"; exit 1; }
