@@ -1,22 +1,25 @@
-/* Decoding JPEG and PNG images into 8-bit RGB or grayscale pixels.
+/* Decoding images into 8-bit RGB or grayscale pixels.
  *
  * The pixels are those Pillow 9.4 gives for Image.open(f).convert("RGB")
  * (channels 3) or .convert("L") (channels 1), byte for byte, for every
- * colour mode a JPEG or PNG can carry:
- *   JPEG: grayscale, YCbCr/RGB, CMYK/YCCK (Adobe polarity: the decoder's
- *         CMYK is inverted, then C,M,Y,K -> RGB as Pillow's cmyk2rgb).
- *   PNG:  gray 1/2/4/8 bits (scaled to 0..255), gray 16 bits (Pillow mode
- *         "I": values clipped to 0..255), RGB 8/16 (high byte), palette
- *         1/2/4/8 bits (transparency ignored, missing entries a gray ramp),
- *         gray+alpha, RGBA (alpha dropped).
- *   RGB -> L uses ITU-R 601-2 luma in Pillow's fixed point:
- *         (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
- * No gamma, ICC profile or EXIF orientation is applied (Pillow applies
- * none). The format is recognised by its signature, not by a file name.
+ * colour mode Pillow reads in these formats (one decoder file each,
+ * decode_*.c, which says what it accepts):
+ *   JPEG: grayscale, YCbCr/RGB, CMYK/YCCK (Adobe polarity).
+ *   PNG:  gray 1/2/4/8/16 bits, RGB 8/16, palette 1/2/4/8 bits, gray+alpha,
+ *         RGBA.
+ *   WebP: lossy and lossless, with or without alpha; the first frame of
+ *         an animation.
+ *   GIF:  the first frame (Pillow's own LZW decoder's rules).
+ *   PPM/PGM/PBM: raw and plain, any maxval, Pillow's P0CMYK/PyP/PyRGBA/
+ *         PyCMYK.
+ * The conversions to RGB and L are Pillow's (pilmode.h). No gamma, ICC
+ * profile or EXIF orientation is applied (Pillow applies none). The format
+ * is recognised by its signature, as Pillow's plugins do, not by a name.
  *
  * Errors (truncated or corrupt data, unsupported formats, images over the
- * pixel limit) return AIM_ERR with a one-line reason in aim_errmsg(). The
- * decoders never exit and are safe to run in parallel threads. */
+ * pixel limit: exactly the files Pillow refuses) return AIM_ERR with a
+ * one-line reason in aim_errmsg(). The decoders never exit and are safe
+ * to run in parallel threads. */
 #ifndef AIM_IMAGE_H
 #define AIM_IMAGE_H
 
@@ -32,9 +35,9 @@ typedef struct {
  * DecompressionBombError. */
 #define AIM_IMAGE_DEFAULT_MAX_PIXELS 178956970LL
 
-/* Name of the format recognised from the first bytes ("JPEG", "PNG", or
- * for formats we do not decode "GIF", "BMP", "WebP", "TIFF", ...), or NULL
- * if unknown. */
+/* Name of the format recognised from the first bytes ("JPEG", "PNG",
+ * "WebP", "GIF", "PNM", or for formats we do not decode "BMP", "TIFF",
+ * "JPEG 2000"), or NULL if unknown. */
 const char *aim_image_sniff(const void *data, size_t len);
 
 /* Decode an image held in memory. channels: 1 or 3. max_pixels: refuse

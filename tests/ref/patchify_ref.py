@@ -15,6 +15,8 @@
   patchify_ref.py count STREAM        number of samples and their ids
   patchify_ref.py epochs STREAM N     epochs 0..N-1 each hold every id once,
                                       in differing orders
+  patchify_ref.py gen-formats DIR     every mode of PPM/PGM/PBM, GIF, WebP,
+                                      BMP and TIFF that Pillow reads
   patchify_ref.py gen-tar SRC OUT EXP WebDataset shards of SRC's images
   patchify_ref.py labels-tar STREAM EXP   labels equal the shards' KEY.cls
   patchify_ref.py cut SRC OUT         damaged copies (cut short, a byte flipped)
@@ -396,6 +398,179 @@ def cmd_gen(root, only=None):
     return 0
 
 
+def write_pnm(path, magic, arr, maxval=None, comment=b""):
+    """A Netpbm file written by hand: any maxval, plain or raw, with an
+    optional comment in the header."""
+    h, w = arr.shape[:2]
+    head = magic + b"\n" + comment + b"%d %d\n" % (w, h)
+    if maxval is not None:
+        head += b"%d\n" % maxval
+    a = np.asarray(arr).reshape(h, -1)
+    if magic in (b"P1", b"P2", b"P3"):
+        body = b"\n".join(b" ".join(b"%d" % v for v in row) for row in a) + b"\n"
+        if magic == b"P1":
+            body = b"\n".join(b"".join(b"%d" % v for v in row) for row in a) + b"\n"
+    elif magic == b"P4":
+        body = np.packbits(a.astype(np.uint8), axis=1).tobytes()
+    else:
+        body = a.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+    open(path, "wb").write(head + body)
+
+
+def gif_lzw(idx, bits):
+    """LZW-compress indices as GIF does (a clear code first, codes widening
+    as the table grows, a clear when it is full), packed in sub-blocks."""
+    clear, end = 1 << bits, (1 << bits) + 1
+    out, acc, nacc = bytearray(), 0, 0
+    size = bits + 1
+    def put(code):
+        nonlocal acc, nacc
+        acc |= code << nacc
+        nacc += size
+        while nacc >= 8:
+            out.append(acc & 255)
+            acc >>= 8
+            nacc -= 8
+    table, nxt = {}, end + 1
+    put(clear)
+    cur = None
+    for v in bytes(idx):
+        k = (cur, v) if cur is not None else None
+        if cur is None:
+            cur = v
+        elif k in table:
+            cur = table[k]
+        else:
+            put(cur)
+            if nxt < 4096:
+                table[k] = nxt
+                nxt += 1
+                if nxt - 1 == (1 << size) and size < 12:
+                    size += 1
+            else:
+                put(clear)
+                table, nxt, size = {}, end + 1, bits + 1
+            cur = v
+    put(cur)
+    put(end)
+    if nacc:
+        out.append(acc & 255)
+    blocks = b"".join(bytes([len(out[i:i + 255])]) + bytes(out[i:i + 255]) for i in range(0, len(out), 255))
+    return bytes([bits]) + blocks + b"\0"
+
+
+def write_gif(path, idx, screen=None, at=(0, 0), gpal=None, lpal=None, trns=None, extra=b""):
+    """A one-frame GIF written by hand: frame idx (h x w indices) at `at` on
+    a screen of `screen` (w, h), global and/or local palettes (n x 3, n a
+    power of two), a transparent index, extra bytes before the frame."""
+    h, w = idx.shape
+    sw, sh = screen or (w, h)
+    def pal_flags(p):
+        return 0 if p is None else 128 | (int(np.log2(len(p))) - 1)
+    out = b"GIF89a" + struct.pack("<HHBBB", sw, sh, pal_flags(gpal), 0, 0)
+    if gpal is not None:
+        out += bytes(np.asarray(gpal, np.uint8).reshape(-1))
+    out += extra
+    if trns is not None:
+        out += b"!\xf9\x04\x01\x00\x00" + bytes([trns]) + b"\0"
+    out += b"," + struct.pack("<HHHHB", at[0], at[1], w, h, pal_flags(lpal))
+    if lpal is not None:
+        out += bytes(np.asarray(lpal, np.uint8).reshape(-1))
+    bits = max(2, int(idx.max()).bit_length())
+    out += gif_lzw(idx.astype(np.uint8).tobytes(), bits) + b";"
+    open(path, "wb").write(out)
+
+
+def cmd_gen_formats(root):
+    """Every mode Pillow reads for PPM/PGM/PBM, GIF and WebP (later BMP and
+    TIFF), written by Pillow where it writes them and by hand otherwise;
+    each name says what it holds."""
+    rng = np.random.default_rng(99)
+    os.makedirs(root, exist_ok=True)
+    f = lambda n: os.path.join(root, n)
+    # ---- PNM
+    rgb, grey = pattern(rng, 231, 247, 3), pattern(rng, 229, 251, 1)[..., 0]
+    Image.fromarray(rgb).save(f("pil_rgb.ppm"))
+    Image.fromarray(grey).save(f("pil_l.pgm"))
+    Image.fromarray(grey > 100).save(f("pil_1.pbm"))
+    Image.fromarray((grey.astype(np.int32) * 200)).save(f("pil_i16.pgm"))
+    write_pnm(f("raw_maxval100.pgm"), b"P5", (grey.astype(int) * 100) // 255, 100)
+    write_pnm(f("raw_maxval7_over.pgm"), b"P5", np.minimum(grey // 30, 9), 7)  # values above maxval
+    write_pnm(f("raw_maxval1000.pgm"), b"P5", grey.astype(int) * 1000 // 255, 1000)
+    write_pnm(f("raw_maxval300.ppm"), b"P6", rgb.astype(int) * 300 // 255, 300)
+    write_pnm(f("raw_maxval65535.ppm"), b"P6", rgb.astype(int) * 257, 65535)
+    write_pnm(f("raw_maxval15.ppm"), b"P6", rgb // 16, 15, comment=b"# a comment\n")
+    write_pnm(f("plain.ppm"), b"P3", rgb[:40, :50] // 2, 127)
+    write_pnm(f("plain.pgm"), b"P2", grey[:30, :60].astype(int) * 4, 1020)
+    write_pnm(f("plain_255.pgm"), b"P2", grey[:33, :41], 255, comment=b"#c1\n#c2\n")
+    write_pnm(f("plain.pbm"), b"P1", (grey[:35, :77] > 90).astype(int))
+    write_pnm(f("raw_odd.pbm"), b"P4", (grey[:29, :13] > 90).astype(int))
+    open(f("plain_comments.pgm"), "wb").write(b"P2 3 2 #x\n 10\n1 2 3#y\n\n4 5 6 trailing")
+    open(f("cmyk_pillow.ppm"), "wb").write(b"P0CMYK 5 4 255\n" + bytes(rng.integers(0, 256, 80).astype(np.uint8)))
+    open(f("rgba_pillow.ppm"), "wb").write(b"PyRGBA 4 5 255\n" + bytes(rng.integers(0, 256, 80).astype(np.uint8)))
+    open(f("p_pillow.ppm"), "wb").write(b"PyP 6 4 255\n" + bytes(rng.integers(0, 256, 24).astype(np.uint8)))
+    # ---- GIF
+    q = Image.fromarray(pattern(rng, 237, 229, 3)).quantize(256)
+    q.save(f("pil_p256.gif"))
+    Image.fromarray(pattern(rng, 230, 240, 3)).quantize(5).save(f("pil_p5_interlaced.gif"), interlace=True)
+    Image.fromarray(pattern(rng, 230, 240, 3)).quantize(17).save(f("pil_p17_flat.gif"), interlace=False)
+    Image.fromarray(pattern(rng, 228, 233, 1)[..., 0]).save(f("pil_l.gif"))
+    Image.fromarray(pattern(rng, 232, 231, 3)).save(f("pil_rgb.gif"))
+    q.save(f("pil_trns.gif"), transparency=7)
+    frames = [Image.fromarray(pattern(rng, 120, 130, 3)).quantize(64) for _ in range(3)]
+    frames[0].save(f("pil_anim.gif"), save_all=True, append_images=frames[1:], duration=50, loop=0)
+    idx = (pattern(rng, 41, 53, 1)[..., 0] // 16).astype(np.uint8)
+    pal16 = rng.integers(0, 256, (16, 3))
+    write_gif(f("hand_global.gif"), idx, gpal=pal16)
+    write_gif(f("hand_local_over_global.gif"), idx, gpal=pal16, lpal=rng.integers(0, 256, (16, 3)))
+    write_gif(f("hand_no_palette.gif"), idx * 13)
+    write_gif(f("hand_grows_screen.gif"), idx, screen=(20, 10), at=(5, 7), gpal=pal16)
+    write_gif(f("hand_offset_trns.gif"), idx, screen=(70, 60), at=(9, 3), gpal=pal16, trns=5)
+    write_gif(f("hand_short_palette.gif"), idx, gpal=pal16[:4] if False else rng.integers(0, 256, (4, 3)))
+    write_gif(f("hand_identity.gif"), idx, gpal=np.repeat(np.arange(16)[:, None], 3, 1), lpal=None)
+    write_gif(f("hand_extensions.gif"), idx, gpal=pal16, extra=b"!\xfe\x03abc\x00!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00junk")
+    big = (pattern(rng, 300, 310, 3)[..., 0]).astype(np.uint8)
+    write_gif(f("hand_table_full.gif"), big, gpal=rng.integers(0, 256, (256, 3)))
+    # ---- WebP
+    Image.fromarray(pattern(rng, 233, 241, 3)).save(f("lossy_rgb.webp"), quality=80)
+    Image.fromarray(pattern(rng, 239, 235, 4), "RGBA").save(f("lossy_rgba.webp"), quality=70)
+    Image.fromarray(pattern(rng, 230, 229, 3)).save(f("lossless_rgb.webp"), lossless=True)
+    Image.fromarray(pattern(rng, 231, 238, 4), "RGBA").save(f("lossless_rgba.webp"), lossless=True)
+    Image.fromarray(pattern(rng, 227, 229, 1)[..., 0]).save(f("lossy_l.webp"))
+    wf = [Image.fromarray(pattern(rng, 100, 90, 3)) for _ in range(2)]
+    wf[0].save(f("anim.webp"), save_all=True, append_images=wf[1:], duration=40)
+    # ---- edge cases, some of which Pillow refuses (checked by verdicts)
+    os.makedirs(f("edge"), exist_ok=True)
+    edge = {
+        "plain_half_token.pgm": b"P2 300 200 255\n77",  # the cut last token fills the image
+        "plain_comment_end.ppm": b"P3 3 2 255\n1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 #end",
+        "plain_short.pgm": b"P2 3 2 255\n1 2 3\n",
+        "plain_short.pbm": b"P1 4 2\n0101\n10\n",
+        "plain_trailing_junk.pbm": b"P1 4 2\n0101 1011 x",
+        "plain_negative.pgm": b"P2 3 2 255\n1 2 3 -4 5 6\n",
+        "plain_negative_i.pgm": b"P2 3 2 300\n1 2 3 -4 5 6\n",
+        "plain_underscore.pgm": b"P2 3 2 255\n1 2 3 4 5 1_6\n",
+        "plain_over_maxval.pgm": b"P2 3 2 100\n1 2 3 4 5 101\n",
+        "plain_long_token.pgm": b"P2 3 2 255\n1 2 3 4 5 00000000006\n",
+        "raw_exact.pgm": b"P5 3 2 255\n123456",
+        "raw_short.pgm": b"P5 3 2 255\n12345",
+        "pam.pgm": b"P7 3 2 255\n123456",
+        "magic_comment.ppm": b"P6#x\n 3 2 255\n" + b"1" * 18,
+        "token_comment.pgm": b"P5 3#x\n2 255\n123456",
+        "maxval_0.pgm": b"P5 3 2 0\n123456",
+        "size_0.pgm": b"P5 0 2 255\n123456",
+        "gif_no_frame.gif": b"GIF89a\x02\x00\x02\x00\x00\x00\x00;",
+        "gif_short_gce.gif": b"GIF89a\x02\x00\x02\x00\x00\x00\x00!\xf9\x02\x01\x00\x00" + open(f("hand_no_palette.gif"), "rb").read()[13:],
+        "gif_empty_app.gif": b"GIF89a\x02\x00\x02\x00\x00\x00\x00!\xff\x00" + open(f("hand_no_palette.gif"), "rb").read()[13:],
+        "gif_code_size_13.gif": open(f("hand_no_palette.gif"), "rb").read()[:23] + b"\x0d" + open(f("hand_no_palette.gif"), "rb").read()[24:],
+        "gif_early_end.gif": open(f("hand_no_palette.gif"), "rb").read()[:24] + b"\x02\x44\x01\x00;",
+        "webp_bad_chunk.webp": b"RIFF\x10\x00\x00\x00WEBPVP9 \x00\x00\x00\x00",
+    }
+    for name, data in edge.items():
+        open(f("edge/" + name), "wb").write(data)
+    return 0
+
+
 def cmd_gen_tar(src, out, expected):
     """WebDataset shards from the JPEG and PNG files below src: two shards,
     each sample KEY.jpg or KEY.png, most with KEY.cls, some with KEY.txt,
@@ -425,7 +600,7 @@ def cmd_gen_tar(src, out, expected):
 
 
 def main(argv):
-    cmds = {"gen": cmd_gen, "val": cmd_val, "labels": cmd_labels, "train": cmd_train, "same": cmd_same, "count": cmd_count, "epochs": cmd_epochs, "labels-tar": cmd_labels_tar, "gen-tar": cmd_gen_tar, "cut": cmd_cut, "verdicts": cmd_verdicts}
+    cmds = {"gen": cmd_gen, "val": cmd_val, "labels": cmd_labels, "train": cmd_train, "same": cmd_same, "count": cmd_count, "epochs": cmd_epochs, "labels-tar": cmd_labels_tar, "gen-tar": cmd_gen_tar, "cut": cmd_cut, "verdicts": cmd_verdicts, "gen-formats": cmd_gen_formats}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__)
         return 2
