@@ -53,7 +53,7 @@ enum {
 	AIM_SCRATCH_PREFIX,    /* attention prefix lengths (int) */
 	AIM_SCRATCH_ROWS,      /* loss / gather row indices (int) */
 	AIM_SCRATCH_ATT_DELTA, /* attention backward: rowsum(dO ⊙ O) */
-	AIM_SCRATCH_LN,        /* layernorm backward: dw, db partials */
+	AIM_SCRATCH_LN,        /* layernorm / rmsnorm backward: dw, db partials */
 	AIM_SCRATCH_LOSS,      /* pixel loss per patch (double) */
 	AIM_SCRATCH_REDUCE,    /* sums of squares partials (double) */
 	AIM_SCRATCH_ONES,      /* linear backward: ones[M] for the bias sum */

@@ -27,6 +27,15 @@ void cuda_layernorm_fwd(float *y, float *mean, float *rstd, const float *x, cons
 void cuda_layernorm_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
 			const float *w, const float *mean, const float *rstd, int M, int D);
 
+void cuda_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int M, int D,
+		      float eps);
+void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+		      const float *rstd, int M, int D);
+
+void cuda_swiglu_fwd(float *y, const float *a, const float *b, size_t n);
+void cuda_swiglu_bwd(float *da, float *db, const float *dy, const float *a, const float *b,
+		     size_t n);
+
 void cuda_gelu_fwd(float *y, const float *x, size_t n);
 void cuda_gelu_bwd(float *dx, const float *dy, const float *x, size_t n);
 

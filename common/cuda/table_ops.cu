@@ -42,4 +42,9 @@ void aim_cuda_fill_ops(aim_backend *t)
 	t->scatter_rows = aim_cuda_scatter_rows;
 	t->adamw = aim_cuda_adamw;
 	t->sumsq = aim_cuda_sumsq;
+	/* ABI 4: the AIMv2 family */
+	t->rmsnorm_fwd = cuda_rmsnorm_fwd;
+	t->rmsnorm_bwd = cuda_rmsnorm_bwd;
+	t->swiglu_fwd = cuda_swiglu_fwd;
+	t->swiglu_bwd = cuda_swiglu_bwd;
 }

@@ -1,4 +1,7 @@
-/* The AIM v1 trunk: parameters, forward, backward (see model.h). */
+/* The AIM trunk of both families: parameters, forward, backward (see
+ * model.h). The family is data (aim_config's norm, mlp, pos): one code
+ * path, with the norm, the MLP and the positions each chosen in one
+ * helper. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,8 +9,6 @@
 
 #include "err.h"
 #include "model.h"
-
-#define LN_EPS 1e-6f
 
 /* ---- parameters: a sizes table, one arena ------------------------------ */
 
@@ -40,7 +41,7 @@ static int build_param_table(aim_model *m)
 {
 	const aim_config *c = &m->cfg;
 	int D = c->dim, Hm = c->mlp_hidden;
-	int cap = 6 + 16 * c->depth;
+	int cap = 8 + 20 * c->depth, ln = c->norm == AIM_NORM_LAYER;
 	m->info = calloc(cap, sizeof *m->info);
 	m->p.blocks = calloc(c->depth, sizeof *m->p.blocks);
 	m->g.blocks = calloc(c->depth, sizeof *m->g.blocks);
@@ -50,7 +51,11 @@ static int build_param_table(aim_model *m)
 			   &m->g.patch_w, 4, D, c->channels, c->patch, c->patch);
 	rc |= P1("preprocessor.patchifier.proj.bias", patch_b, D);
 	rc |= P1("preprocessor.patchifier.norm.weight", patch_ln_w, D);
-	rc |= P1("preprocessor.patchifier.norm.bias", patch_ln_b, D);
+	if (ln)
+		rc |= P1("preprocessor.patchifier.norm.bias", patch_ln_b, D);
+	if (c->pos == AIM_POS_LEARNED)
+		rc |= add_param(m, cap, "preprocessor.pos_embed", &m->p.pos_embed, &m->g.pos_embed, 3,
+				1, (int64_t)c->grid_rows * c->grid_cols, D, 0);
 	for (int i = 0; i < c->depth && rc == 0; i++) {
 		aim_block_params *bp = &m->p.blocks[i], *bg = &m->g.blocks[i];
 		char n[64];
@@ -59,24 +64,34 @@ static int build_param_table(aim_model *m)
 #define B2(suffix, field, r, cc) (snprintf(n, sizeof n, "trunk.blocks.%d.%s", i, suffix), \
 	add_param(m, cap, n, &bp->field, &bg->field, 2, r, cc, 0, 0))
 		rc |= B1("norm_1.weight", ln1_w, D);
-		rc |= B1("norm_1.bias", ln1_b, D);
+		if (ln)
+			rc |= B1("norm_1.bias", ln1_b, D);
 		rc |= B2("attn.qkv.weight", qkv_w, 3 * D, D);
+		if (c->qkv_bias)
+			rc |= B1("attn.qkv.bias", qkv_b, 3 * D);
 		rc |= B2("attn.proj.weight", proj_w, D, D);
 		if (c->proj_bias)
 			rc |= B1("attn.proj.bias", proj_b, D);
 		rc |= B1("norm_2.weight", ln2_w, D);
-		rc |= B1("norm_2.bias", ln2_b, D);
+		if (ln)
+			rc |= B1("norm_2.bias", ln2_b, D);
 		rc |= B2("mlp.fc1.weight", fc1_w, Hm, D);
 		if (c->mlp_bias)
 			rc |= B1("mlp.fc1.bias", fc1_b, Hm);
 		rc |= B2("mlp.fc2.weight", fc2_w, D, Hm);
 		if (c->mlp_bias)
 			rc |= B1("mlp.fc2.bias", fc2_b, D);
+		if (c->mlp == AIM_MLP_SWIGLU) {
+			rc |= B2("mlp.fc3.weight", fc3_w, Hm, D);
+			if (c->mlp_bias)
+				rc |= B1("mlp.fc3.bias", fc3_b, Hm);
+		}
 #undef B1
 #undef B2
 	}
 	rc |= P1("trunk.post_trunk_norm.weight", post_w, D);
-	rc |= P1("trunk.post_trunk_norm.bias", post_b, D);
+	if (ln)
+		rc |= P1("trunk.post_trunk_norm.bias", post_b, D);
 	return rc ? AIM_ERR : AIM_OK;
 }
 
@@ -166,7 +181,14 @@ int aim_model_init_params(aim_model *m, uint64_t seed)
 		float *w = host + p->offset;
 		const char *suffix = strrchr(p->name, '.');
 		int is_norm = strstr(p->name, "norm") != NULL;
-		if (p->ndim >= 2) {
+		if (p->slot == &m->p.pos_embed) {
+			/* normal, std 0.02 (Box–Muller over two uniforms) */
+			for (size_t j = 0; j < p->numel; j++) {
+				double u1 = ((double)(mix(&s) >> 11) + 1) / 9007199254740993.0;
+				double u2 = (double)(mix(&s) >> 11) / 9007199254740992.0;
+				w[j] = (float)(0.02 * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+			}
+		} else if (p->ndim >= 2) {
 			/* Xavier-uniform over the matrix [out, in] (the patch
 			 * kernel flattened to [D, C·p·p], as MAE and AIM do). */
 			double fan_out = (double)p->shape[0], fan_in = (double)p->numel / fan_out;
@@ -201,13 +223,13 @@ struct aim_model_state {
 	int nprefix;
 	unsigned char *kept;      /* [depth] outputs valid after the forward */
 	/* inference */
-	float *cur, *ln, *qkv, *att, *h, *normed;
+	float *cur, *ln, *qkv, *att, *h, *h3, *normed;
 	float **out;              /* [depth] */
 	/* training */
-	float **res, **qkv_l, **att_l, **mid_l, **fc1_l, **lse_l;
+	float **res, **qkv_l, **att_l, **mid_l, **fc1_l, **fc3_l, **lse_l;
 	float **mean1, **rstd1, **mean2, **rstd2;
 	float *patch_out, *pmean, *prstd, *post_mean, *post_rstd;
-	float *dres, *dmid, *dtmp, *dh1, *dh2, *dqkv;
+	float *dres, *dmid, *dtmp, *dh1, *dh2, *dh3, *dqkv;
 };
 
 /* Sizes table for the activation arena: each entry a pointer to fill and a
@@ -223,6 +245,7 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 	struct aim_model_state *s = m->st;
 	const aim_config *c = &m->cfg;
 	size_t D = c->dim, Hm = c->mlp_hidden;
+	size_t Hm3 = c->mlp == AIM_MLP_SWIGLU ? Hm : 0; /* the fc3 branch */
 	int n = 0;
 #define ACT(ptr, count) do { if (n < cap) { e[n].slot = &(ptr); e[n].n = (count); } n++; } while (0)
 	ACT(s->cur, N * D);
@@ -230,6 +253,7 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 	ACT(s->qkv, N * 3 * D);
 	ACT(s->att, N * D);
 	ACT(s->h, N * Hm);
+	ACT(s->h3, N * Hm3);
 	ACT(s->normed, N * D);
 	if (!train) {
 		for (int l = 0; l < c->depth; l++)
@@ -243,6 +267,7 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 			ACT(s->att_l[l], N * D);
 			ACT(s->mid_l[l], N * D);
 			ACT(s->fc1_l[l], N * Hm);
+			ACT(s->fc3_l[l], N * Hm3);
 			ACT(s->lse_l[l], (size_t)B * c->heads * K);
 			ACT(s->mean1[l], N);
 			ACT(s->rstd1[l], N);
@@ -259,6 +284,7 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 		ACT(s->dtmp, N * D);
 		ACT(s->dh1, N * Hm);
 		ACT(s->dh2, N * Hm);
+		ACT(s->dh3, N * Hm3);
 		ACT(s->dqkv, N * 3 * D);
 	}
 #undef ACT
@@ -277,7 +303,7 @@ static int ensure_state(aim_model *m)
 	s->kept = calloc(depth, 1);
 	s->out = calloc(depth, sizeof(float *));
 	s->res = calloc(depth + 1, sizeof(float *));
-	float ***lists[] = {&s->qkv_l, &s->att_l, &s->mid_l, &s->fc1_l, &s->lse_l,
+	float ***lists[] = {&s->qkv_l, &s->att_l, &s->mid_l, &s->fc1_l, &s->fc3_l, &s->lse_l,
 			    &s->mean1, &s->rstd1, &s->mean2, &s->rstd2};
 	int ok = s->kept && s->out && s->res;
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
@@ -301,7 +327,7 @@ static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const uns
 {
 	struct aim_model_state *s = m->st;
 	int depth = m->cfg.depth;
-	int cap = 16 + 10 * (depth + 1);
+	int cap = 18 + 11 * (depth + 1);
 	act_entry *e = malloc(cap * sizeof *e);
 	if (!e)
 		return aim_error("out of memory");
@@ -338,16 +364,27 @@ static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const uns
 	return AIM_OK;
 }
 
+/* The position table of a rows × cols grid: the sin-cos one (built once
+ * per grid), or the learned parameter, which exists for the training grid
+ * only. */
 static int ensure_pos(aim_model *m, int rows, int cols)
 {
 	struct aim_model_state *s = m->st;
+	const aim_config *c = &m->cfg;
+	if (c->pos == AIM_POS_LEARNED) {
+		if (rows != c->grid_rows || cols != c->grid_cols)
+			return aim_error("the model's learned position table is for a %dx%d grid of "
+					 "patches (%dx%d px); got %dx%d", c->grid_rows, c->grid_cols,
+					 c->grid_rows * c->patch, c->grid_cols * c->patch, rows, cols);
+		return AIM_OK;
+	}
 	if (s->pos && s->pos_rows == rows && s->pos_cols == cols)
 		return AIM_OK;
-	size_t n = (size_t)rows * cols * m->cfg.dim;
+	size_t n = (size_t)rows * cols * c->dim;
 	float *host = malloc(n * sizeof(float));
 	if (!host)
 		return aim_error("out of memory");
-	aim_sincos_pos_2d(host, rows, cols, m->cfg.dim);
+	aim_sincos_pos_2d(host, rows, cols, c->dim);
 	if (s->pos)
 		m->be->free(s->pos);
 	s->pos = m->be->alloc(n * sizeof(float));
@@ -362,7 +399,126 @@ static int ensure_pos(aim_model *m, int rows, int cols)
 	return AIM_OK;
 }
 
+static const float *pos_table(const aim_model *m)
+{
+	return m->cfg.pos == AIM_POS_LEARNED ? m->p.pos_embed : m->st->pos;
+}
+
+/* ---- the family's pieces: norm, block linears, MLP gate ------------------ */
+
+/* y = N(x) over N rows: LayerNorm (mean, rstd kept when not NULL) or
+ * RMSNorm (rstd kept; no bias, no mean). y may alias x. */
+static void norm_fwd(const aim_model *m, float *y, float *mean, float *rstd, const float *x,
+		     const float *w, const float *b, int N)
+{
+	const aim_config *c = &m->cfg;
+	if (c->norm == AIM_NORM_RMS)
+		m->be->rmsnorm_fwd(y, rstd, x, w, N, c->dim, aim_config_eps(c));
+	else
+		m->be->layernorm_fwd(y, mean, rstd, x, w, b, N, c->dim, aim_config_eps(c));
+}
+
+/* dx, dw, db += the norm's gradients (db ignored for RMSNorm). */
+static void norm_bwd(const aim_model *m, float *dx, float *dw, float *db, const float *dy,
+		     const float *x, const float *w, const float *mean, const float *rstd, int N)
+{
+	if (m->cfg.norm == AIM_NORM_RMS)
+		m->be->rmsnorm_bwd(dx, dw, dy, x, w, rstd, N, m->cfg.dim);
+	else
+		m->be->layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, N, m->cfg.dim);
+}
+
+/* The linear layers of a block, by role. Every linear of the trunk runs
+ * through these two functions (forward and backward), so an adapter has
+ * one place to hook. */
+typedef enum { LIN_QKV, LIN_PROJ, LIN_FC1, LIN_FC2, LIN_FC3 } block_lin;
+
+static void lin_params(const aim_block_params *p, block_lin which, float **w, float **b)
+{
+	switch (which) {
+	case LIN_QKV: *w = p->qkv_w; *b = p->qkv_b; break;
+	case LIN_PROJ: *w = p->proj_w; *b = p->proj_b; break;
+	case LIN_FC1: *w = p->fc1_w; *b = p->fc1_b; break;
+	case LIN_FC2: *w = p->fc2_w; *b = p->fc2_b; break;
+	default: *w = p->fc3_w; *b = p->fc3_b; break;
+	}
+}
+
+/* y[N, out] (=, or += when acc) x[N, in] · Wᵀ + b of block l's layer. */
+static void block_linear(const aim_model *m, int l, block_lin which, float *y, const float *x,
+			 int N, int in, int out, int acc)
+{
+	float *w, *b;
+	lin_params(&m->p.blocks[l], which, &w, &b);
+	if (acc)
+		m->be->linear_fwd_acc(y, x, w, b, N, in, out);
+	else
+		m->be->linear_fwd(y, x, w, b, N, in, out);
+}
+
+/* dx += dy·W ; the layer's dW, db += ... */
+static void block_linear_bwd(aim_model *m, int l, block_lin which, float *dx, const float *dy,
+			     const float *x, int N, int in, int out)
+{
+	float *w, *b, *dw, *db;
+	lin_params(&m->p.blocks[l], which, &w, &b);
+	lin_params(&m->g.blocks[l], which, &dw, &db);
+	m->be->linear_bwd(dx, dw, db, dy, x, w, N, in, out);
+}
+
 /* ---- forward ------------------------------------------------------------ */
+
+/* Where one block reads and writes. Inference updates x in place
+ * (xin = mid = xout) with scratch buffers; training keeps every
+ * activation the backward needs. fc1 and h may be the same buffer (the
+ * activation in place) when the pre-activation is not kept. */
+typedef struct {
+	const float *xin;
+	float *mid, *xout;
+	float *ln, *qkv, *att, *lse;
+	float *fc1, *fc3, *h;
+	float *mean1, *rstd1, *mean2, *rstd2;
+} block_io;
+
+/*   mid  = xin + proj(attn(qkv(N₁ xin)))
+ *   xout = mid + fc2(MLP(N₂ mid)) — the residual adds ride on the GEMMs. */
+static void block_fwd(const aim_model *m, int l, const block_io *io, int nb, int K,
+		      aim_mask_kind mask, const int *prefix)
+{
+	const aim_backend *be = m->be;
+	const aim_config *c = &m->cfg;
+	const aim_block_params *bp = &m->p.blocks[l];
+	int N = nb * K, D = c->dim, Hm = c->mlp_hidden, H = c->heads;
+	norm_fwd(m, io->ln, io->mean1, io->rstd1, io->xin, bp->ln1_w, bp->ln1_b, N);
+	block_linear(m, l, LIN_QKV, io->qkv, io->ln, N, D, 3 * D, 0);
+	be->attention_fwd(io->att, io->lse, io->qkv, nb, K, H, D / H, mask, prefix);
+	if (io->mid != io->xin)
+		be->copy(io->mid, io->xin, (size_t)N * D * sizeof(float));
+	block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1);
+	norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
+	block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0);
+	if (c->mlp == AIM_MLP_SWIGLU) {
+		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0);
+		be->swiglu_fwd(io->h, io->fc1, io->fc3, (size_t)N * Hm);
+	} else {
+		be->gelu_fwd(io->h, io->fc1, (size_t)N * Hm);
+	}
+	if (io->xout != io->mid)
+		be->copy(io->xout, io->mid, (size_t)N * D * sizeof(float));
+	block_linear(m, l, LIN_FC2, io->xout, io->h, N, Hm, D, 1);
+}
+
+/* x = N_patch(patch_embed(patches)) + pos; y is the embedding before the
+ * norm (may be x itself when it is not kept). */
+static void embed_fwd(const aim_model *m, float *x, float *y, float *mean, float *rstd,
+		      const float *patches, int nb, int K)
+{
+	const aim_config *c = &m->cfg;
+	int N = nb * K, P = c->channels * c->patch * c->patch;
+	m->be->patch_embed_fwd(y, patches, m->p.patch_w, m->p.patch_b, N, P, c->dim);
+	norm_fwd(m, x, mean, rstd, y, m->p.patch_ln_w, m->p.patch_ln_b, N);
+	m->be->add_rows(x, pos_table(m), nb, (size_t)K * c->dim);
+}
 
 /* One inference pass over samples [g·group, g·group + n): every buffer is
  * token-major, so a group of samples is a slice of rows of each. */
@@ -379,38 +535,30 @@ static void infer_group(void *ctx, int g)
 {
 	const struct infer_job *j = ctx;
 	aim_model *m = j->m;
-	const aim_backend *be = m->be;
 	struct aim_model_state *s = m->st;
 	const aim_config *c = &m->cfg;
-	int K = j->K, D = c->dim, Hm = c->mlp_hidden, H = c->heads, hd = D / H;
+	int K = j->K, D = c->dim, Hm = c->mlp_hidden;
 	int P = c->channels * c->patch * c->patch;
 	int b0 = g * j->group, nb = s->B - b0 < j->group ? s->B - b0 : j->group;
 	int N = nb * K;
 	size_t r0 = (size_t)b0 * K;
-	float *x = s->cur + r0 * D, *ln = s->ln + r0 * D, *qkv = s->qkv + r0 * 3 * D;
-	float *att = s->att + r0 * D, *h = s->h + r0 * Hm;
+	float *x = s->cur + r0 * D;
+	block_io io = {
+		.xin = x, .mid = x, .xout = x,
+		.ln = s->ln + r0 * D, .qkv = s->qkv + r0 * 3 * D, .att = s->att + r0 * D,
+		.fc1 = s->h + r0 * Hm, .h = s->h + r0 * Hm,
+		.fc3 = c->mlp == AIM_MLP_SWIGLU ? s->h3 + r0 * Hm : NULL,
+	};
 	const int *prefix = j->prefix ? j->prefix + b0 : NULL;
 
-	be->patch_embed_fwd(x, j->patches + r0 * P, m->p.patch_w, m->p.patch_b, N, P, D);
-	be->layernorm_fwd(x, NULL, NULL, x, m->p.patch_ln_w, m->p.patch_ln_b, N, D, LN_EPS);
-	be->add_rows(x, s->pos, nb, (size_t)K * D);
+	embed_fwd(m, x, x, NULL, NULL, j->patches + r0 * P, nb, K);
 	for (int l = 0; l <= j->last; l++) {
-		const aim_block_params *bp = &m->p.blocks[l];
-		/* x is updated in place; the residual adds ride on the GEMMs. */
-		be->layernorm_fwd(ln, NULL, NULL, x, bp->ln1_w, bp->ln1_b, N, D, LN_EPS);
-		be->linear_fwd(qkv, ln, bp->qkv_w, NULL, N, D, 3 * D);
-		be->attention_fwd(att, NULL, qkv, nb, K, H, hd, j->mask, prefix);
-		be->linear_fwd_acc(x, att, bp->proj_w, bp->proj_b, N, D, D);
-		be->layernorm_fwd(ln, NULL, NULL, x, bp->ln2_w, bp->ln2_b, N, D, LN_EPS);
-		be->linear_fwd(h, ln, bp->fc1_w, bp->fc1_b, N, D, Hm);
-		be->gelu_fwd(h, h, (size_t)N * Hm);
-		be->linear_fwd_acc(x, h, bp->fc2_w, bp->fc2_b, N, Hm, D);
+		block_fwd(m, l, &io, nb, K, j->mask, prefix);
 		if (s->kept[l])
-			be->copy(s->out[l] + r0 * D, x, (size_t)N * D * sizeof(float));
+			m->be->copy(s->out[l] + r0 * D, x, (size_t)N * D * sizeof(float));
 	}
 	if (j->post_norm)
-		be->layernorm_fwd(s->normed + r0 * D, NULL, NULL, x, m->p.post_w, m->p.post_b, N, D,
-				  LN_EPS);
+		norm_fwd(m, s->normed + r0 * D, NULL, NULL, x, m->p.post_w, m->p.post_b, N);
 }
 
 
@@ -427,8 +575,7 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	if (ensure_state(m) < 0)
 		return AIM_ERR;
 	struct aim_model_state *s = m->st;
-	int K = rows * cols, D = c->dim, Hm = c->mlp_hidden, H = c->heads, hd = D / H;
-	int P = c->channels * c->patch * c->patch;
+	int K = rows * cols, D = c->dim, Hm = c->mlp_hidden;
 	size_t N = (size_t)B * K;
 	if (N > (size_t)INT32_MAX / (size_t)(Hm > 3 * D ? Hm : 3 * D))
 		return aim_error("batch too large (%zu tokens)", N);
@@ -454,7 +601,7 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 				return aim_error("no block output requested");
 		}
 	}
-	if (alloc_acts(m, N, B, K, o->train, keep) < 0 || ensure_pos(m, rows, cols) < 0)
+	if (ensure_pos(m, rows, cols) < 0 || alloc_acts(m, N, B, K, o->train, keep) < 0)
 		return AIM_ERR;
 	s->B = B; s->rows = rows; s->cols = cols; s->K = K; s->N = N;
 	s->train = o->train; s->mask = o->mask; s->patches = patches;
@@ -492,33 +639,21 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 		return AIM_OK;
 	}
 
-	/* Training: every activation kept. Patch embedding, LayerNorm, positions. */
-	float *x = s->res[0];
-	be->patch_embed_fwd(s->patch_out, patches, m->p.patch_w, m->p.patch_b, (int)N, P, D);
-	be->layernorm_fwd(x, s->pmean, s->prstd, s->patch_out, m->p.patch_ln_w, m->p.patch_ln_b,
-			  (int)N, D, LN_EPS);
-	be->add_rows(x, s->pos, B, (size_t)K * D);
+	/* Training: every activation kept. */
+	embed_fwd(m, s->res[0], s->patch_out, s->pmean, s->prstd, patches, B, K);
 	for (int l = 0; l <= last; l++) {
-		const aim_block_params *bp = &m->p.blocks[l];
-		float *xin = s->res[l], *mid = s->mid_l[l], *xout = s->res[l + 1];
-		be->layernorm_fwd(s->ln, s->mean1[l], s->rstd1[l], xin, bp->ln1_w, bp->ln1_b,
-				  (int)N, D, LN_EPS);
-		be->linear_fwd(s->qkv_l[l], s->ln, bp->qkv_w, NULL, (int)N, D, 3 * D);
-		be->attention_fwd(s->att_l[l], s->lse_l[l], s->qkv_l[l], B, K, H, hd, o->mask,
-				  prefix);
-		be->copy(mid, xin, N * D * sizeof(float));
-		be->linear_fwd_acc(mid, s->att_l[l], bp->proj_w, bp->proj_b, (int)N, D, D);
-		be->layernorm_fwd(s->ln, s->mean2[l], s->rstd2[l], mid, bp->ln2_w, bp->ln2_b,
-				  (int)N, D, LN_EPS);
-		be->linear_fwd(s->fc1_l[l], s->ln, bp->fc1_w, bp->fc1_b, (int)N, D, Hm);
-		be->gelu_fwd(s->h, s->fc1_l[l], N * Hm);
-		be->copy(xout, mid, N * D * sizeof(float));
-		be->linear_fwd_acc(xout, s->h, bp->fc2_w, bp->fc2_b, (int)N, Hm, D);
-		x = xout;
+		block_io io = {
+			.xin = s->res[l], .mid = s->mid_l[l], .xout = s->res[l + 1],
+			.ln = s->ln, .qkv = s->qkv_l[l], .att = s->att_l[l], .lse = s->lse_l[l],
+			.fc1 = s->fc1_l[l], .fc3 = s->fc3_l[l], .h = s->h,
+			.mean1 = s->mean1[l], .rstd1 = s->rstd1[l],
+			.mean2 = s->mean2[l], .rstd2 = s->rstd2[l],
+		};
+		block_fwd(m, l, &io, B, K, o->mask, prefix);
 	}
 	if (o->post_norm)
-		be->layernorm_fwd(s->normed, s->post_mean, s->post_rstd, x, m->p.post_w, m->p.post_b,
-				  (int)N, D, LN_EPS);
+		norm_fwd(m, s->normed, s->post_mean, s->post_rstd, s->res[last + 1], m->p.post_w,
+			 m->p.post_b, (int)N);
 	return AIM_OK;
 }
 
@@ -539,11 +674,58 @@ const float *aim_model_normed(const aim_model *m)
 
 void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n)
 {
-	m->be->layernorm_fwd(y, NULL, NULL, x, m->p.post_w, m->p.post_b, (int)n, m->cfg.dim,
-			     LN_EPS);
+	norm_fwd(m, y, NULL, NULL, x, m->p.post_w, m->p.post_b, (int)n);
 }
 
 /* ---- backward ----------------------------------------------------------- */
+
+/* dres holds dL/d(xout) of block l on entry, dL/d(xin) on return. The
+ * norms' and the MLP's inputs are recomputed from the kept ones. */
+static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
+{
+	struct aim_model_state *s = m->st;
+	const aim_backend *be = m->be;
+	const aim_config *c = &m->cfg;
+	const aim_block_params *bp = &m->p.blocks[l];
+	aim_block_params *bg = &m->g.blocks[l];
+	int D = c->dim, Hm = c->mlp_hidden, H = c->heads, N = B * K;
+	size_t ND = (size_t)N * D, NH = (size_t)N * Hm;
+	float *mid = s->mid_l[l], *xin = s->res[l], *dres = s->dres;
+	/* MLP branch: out = mid + fc2(MLP(N2(mid))) */
+	be->copy(s->dmid, dres, ND * sizeof(float));
+	norm_fwd(m, s->ln, NULL, NULL, mid, bp->ln2_w, bp->ln2_b, N);
+	int glu = c->mlp == AIM_MLP_SWIGLU;
+	if (glu)
+		be->swiglu_fwd(s->h, s->fc1_l[l], s->fc3_l[l], NH);
+	else
+		be->gelu_fwd(s->h, s->fc1_l[l], NH);
+	be->zero(s->dh1, NH * sizeof(float));
+	block_linear_bwd(m, l, LIN_FC2, s->dh1, dres, s->h, N, Hm, D);
+	be->zero(s->dh2, NH * sizeof(float));
+	be->zero(s->dtmp, ND * sizeof(float));
+	if (glu) {
+		be->zero(s->dh3, NH * sizeof(float));
+		be->swiglu_bwd(s->dh2, s->dh3, s->dh1, s->fc1_l[l], s->fc3_l[l], NH);
+		block_linear_bwd(m, l, LIN_FC3, s->dtmp, s->dh3, s->ln, N, D, Hm);
+	} else {
+		be->gelu_bwd(s->dh2, s->dh1, s->fc1_l[l], NH);
+	}
+	block_linear_bwd(m, l, LIN_FC1, s->dtmp, s->dh2, s->ln, N, D, Hm);
+	norm_bwd(m, s->dmid, bg->ln2_w, bg->ln2_b, s->dtmp, mid, bp->ln2_w, s->mean2[l],
+		 s->rstd2[l], N);
+	/* attention branch: mid = x + proj(attn(qkv(N1(x)))) */
+	be->zero(s->dtmp, ND * sizeof(float));
+	block_linear_bwd(m, l, LIN_PROJ, s->dtmp, s->dmid, s->att_l[l], N, D, D);
+	be->zero(s->dqkv, ND * 3 * sizeof(float));
+	be->attention_bwd(s->dqkv, s->dtmp, s->qkv_l[l], s->att_l[l], s->lse_l[l], B, K, H, D / H,
+			  s->mask, prefix);
+	norm_fwd(m, s->ln, NULL, NULL, xin, bp->ln1_w, bp->ln1_b, N);
+	be->zero(s->dtmp, ND * sizeof(float));
+	block_linear_bwd(m, l, LIN_QKV, s->dtmp, s->dqkv, s->ln, N, D, 3 * D);
+	be->copy(dres, s->dmid, ND * sizeof(float));
+	norm_bwd(m, dres, bg->ln1_w, bg->ln1_b, s->dtmp, xin, bp->ln1_w, s->mean1[l], s->rstd1[l],
+		 N);
+}
 
 int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed)
 {
@@ -556,53 +738,29 @@ int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed)
 		return aim_error("backward needs the gradient arena (aim_model_alloc_grads)");
 	if (dy_is_normed && !s->post_norm)
 		return aim_error("backward from the post-trunk norm needs a forward with post_norm");
-	int B = s->B, K = s->K, D = c->dim, Hm = c->mlp_hidden, H = c->heads, hd = D / H;
+	int B = s->B, K = s->K, D = c->dim;
 	int N = (int)s->N, P = c->channels * c->patch * c->patch;
-	size_t ND = (size_t)N * D, NH = (size_t)N * Hm;
+	size_t ND = (size_t)N * D;
 	const int *prefix = s->mask == AIM_MASK_PREFIX ? s->prefix : NULL;
 
 	float *dres = s->dres;
 	be->zero(dres, ND * sizeof(float));
 	if (dy_is_normed)
-		be->layernorm_bwd(dres, m->g.post_w, m->g.post_b, dy, s->res[c->depth], m->p.post_w,
-				  s->post_mean, s->post_rstd, N, D);
+		norm_bwd(m, dres, m->g.post_w, m->g.post_b, dy, s->res[c->depth], m->p.post_w,
+			 s->post_mean, s->post_rstd, N);
 	else
 		be->copy(dres, dy, ND * sizeof(float));
 
-	for (int l = c->depth - 1; l >= 0; l--) {
-		const aim_block_params *bp = &m->p.blocks[l];
-		aim_block_params *bg = &m->g.blocks[l];
-		float *mid = s->mid_l[l], *xin = s->res[l];
-		/* MLP branch: out = mid + fc2(gelu(fc1(LN2(mid)))) */
-		be->copy(s->dmid, dres, ND * sizeof(float));
-		be->layernorm_fwd(s->ln, NULL, NULL, mid, bp->ln2_w, bp->ln2_b, N, D, LN_EPS);
-		be->gelu_fwd(s->h, s->fc1_l[l], NH);
-		be->zero(s->dh1, NH * sizeof(float));
-		be->linear_bwd(s->dh1, bg->fc2_w, bg->fc2_b, dres, s->h, bp->fc2_w, N, Hm, D);
-		be->zero(s->dh2, NH * sizeof(float));
-		be->gelu_bwd(s->dh2, s->dh1, s->fc1_l[l], NH);
-		be->zero(s->dtmp, ND * sizeof(float));
-		be->linear_bwd(s->dtmp, bg->fc1_w, bg->fc1_b, s->dh2, s->ln, bp->fc1_w, N, D, Hm);
-		be->layernorm_bwd(s->dmid, bg->ln2_w, bg->ln2_b, s->dtmp, mid, bp->ln2_w,
-				  s->mean2[l], s->rstd2[l], N, D);
-		/* attention branch: mid = x + proj(attn(qkv(LN1(x)))) */
-		be->zero(s->dtmp, ND * sizeof(float));
-		be->linear_bwd(s->dtmp, bg->proj_w, bg->proj_b, s->dmid, s->att_l[l], bp->proj_w,
-			       N, D, D);
-		be->zero(s->dqkv, ND * 3 * sizeof(float));
-		be->attention_bwd(s->dqkv, s->dtmp, s->qkv_l[l], s->att_l[l], s->lse_l[l], B, K, H,
-				  hd, s->mask, prefix);
-		be->layernorm_fwd(s->ln, NULL, NULL, xin, bp->ln1_w, bp->ln1_b, N, D, LN_EPS);
-		be->zero(s->dtmp, ND * sizeof(float));
-		be->linear_bwd(s->dtmp, bg->qkv_w, NULL, s->dqkv, s->ln, bp->qkv_w, N, D, 3 * D);
-		be->copy(dres, s->dmid, ND * sizeof(float));
-		be->layernorm_bwd(dres, bg->ln1_w, bg->ln1_b, s->dtmp, xin, bp->ln1_w, s->mean1[l],
-				  s->rstd1[l], N, D);
-	}
-	/* embedding: x0 = LN_patch(patch_embed(patches)) + pos */
+	for (int l = c->depth - 1; l >= 0; l--)
+		block_bwd(m, l, B, K, prefix);
+	/* embedding: x0 = N_patch(patch_embed(patches)) + pos; a learned
+	 * table's gradient is the sum over the batch. */
+	if (c->pos == AIM_POS_LEARNED)
+		for (int b = 0; b < B; b++)
+			be->axpy(m->g.pos_embed, 1.0f, dres + (size_t)b * K * D, (size_t)K * D);
 	be->zero(s->dtmp, ND * sizeof(float));
-	be->layernorm_bwd(s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, dres, s->patch_out,
-			  m->p.patch_ln_w, s->pmean, s->prstd, N, D);
+	norm_bwd(m, s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, dres, s->patch_out, m->p.patch_ln_w,
+		 s->pmean, s->prstd, N);
 	be->patch_embed_bwd(m->g.patch_w, m->g.patch_b, s->dtmp, s->patches, N, P, D);
 	return AIM_OK;
 }
@@ -613,7 +771,8 @@ double aim_model_flops(const aim_config *c, int rows, int cols)
 {
 	double K = (double)rows * cols, D = c->dim, Hm = c->mlp_hidden;
 	double P = (double)c->channels * c->patch * c->patch;
-	double per_block = 2 * K * D * (3 * D + D + 2 * Hm) + 4 * K * K * D;
+	double mlp_mats = c->mlp == AIM_MLP_SWIGLU ? 3 : 2; /* fc1, fc2 (, fc3) */
+	double per_block = 2 * K * D * (3 * D + D + mlp_mats * Hm) + 4 * K * K * D;
 	return 2 * K * P * D + c->depth * per_block;
 }
 
@@ -631,7 +790,7 @@ void aim_model_free(aim_model *m)
 		free(s->kept);
 		free(s->out);
 		free(s->res);
-		float **lists[] = {s->qkv_l, s->att_l, s->mid_l, s->fc1_l, s->lse_l,
+		float **lists[] = {s->qkv_l, s->att_l, s->mid_l, s->fc1_l, s->fc3_l, s->lse_l,
 				   s->mean1, s->rstd1, s->mean2, s->rstd2};
 		for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 			free(lists[i]);

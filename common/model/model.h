@@ -1,14 +1,20 @@
-/* The AIM v1 trunk: patch embedding, fixed 2-D sin-cos positions, pre-norm
- * transformer blocks, post-trunk LayerNorm. Forward for inference and
- * training, backward for training. Ops are reached through the backend
- * table (backend.h).
+/* The AIM trunk of both families, the family being data in aim_config:
+ * patch embedding, positions, pre-norm transformer blocks, post-trunk norm.
+ * Forward for inference and training, backward for training. Ops are
+ * reached through the backend table (backend.h).
  *
- *   x₀      = LN_patch(patches · W_pᵀ + b_p) + pos(rows, cols)
- *   x'      = xₗ + proj(attn(qkv(LN₁(xₗ))))        (no qkv bias)
- *   xₗ₊₁    = x' + fc2(GELU(fc1(LN₂(x'))))         (biases where the file has them)
- *   normed  = LN_post(x_depth)
- * Every LayerNorm has eps 1e-6, GELU is the erf one, attention is multi-head
- * with scale 1/√hd and one of the masks of ops.h.
+ *   x₀      = N_patch(patches · W_pᵀ + b_p) + pos
+ *   x'      = xₗ + proj(attn(qkv(N₁(xₗ))))          (qkv bias if the file has one)
+ *   xₗ₊₁    = x' + fc2(MLP(N₂(x')))                 (biases where the file has them)
+ *   normed  = N_post(x_depth)
+ * AIM v1: every N a LayerNorm (eps 1e-6), MLP = GELU(fc1 ·) (erf GELU),
+ *         pos = the fixed 2-D sin-cos table of any grid.
+ * AIMv2:  every N an RMSNorm (weight only, eps 1e-5), MLP = silu(fc1 ·) ⊙ fc3 ·
+ *         (SwiGLU), pos = a learned table [1, N, D] of the training grid
+ *         ("preprocessor.pos_embed"; the native checkpoints use sin-cos).
+ * Attention is multi-head with scale 1/√hd and one of the masks of ops.h.
+ * Every linear layer of a block runs through block_linear() in model.c,
+ * one place for adapters to hook.
  *
  * Threads (CPU): an inference batch of several samples is cut into groups
  * of whole samples (at least ~512 tokens each) that go through the whole
@@ -31,21 +37,44 @@
 
 #define AIM_MAX_BLOCKS 256
 
+/* The family as data; 0 is AIM v1's choice for each, so a zeroed config is
+ * an AIM v1 one. */
+typedef enum { AIM_NORM_LAYER = 0, AIM_NORM_RMS } aim_norm_kind;
+typedef enum { AIM_MLP_GELU = 0, AIM_MLP_SWIGLU } aim_mlp_kind;
+typedef enum { AIM_POS_SINCOS = 0, AIM_POS_LEARNED } aim_pos_kind;
+
 typedef struct {
-	int grid_rows, grid_cols; /* the training grid (img_size / patch); any grid runs */
+	int grid_rows, grid_cols; /* the training grid (img_size / patch); any grid runs
+				     with sin-cos positions, this one with a learned table */
 	int patch, channels;
 	int dim, depth, heads, mlp_hidden;
-	int proj_bias, mlp_bias;  /* attn.proj / mlp.fc1,fc2 biases (AIM v1: none) */
+	int proj_bias, mlp_bias;  /* attn.proj / mlp.fc1,fc2(,fc3) biases (published: none) */
+	int qkv_bias;             /* attn.qkv bias (published: none) */
+	aim_norm_kind norm;
+	aim_mlp_kind mlp;
+	aim_pos_kind pos;
+	float norm_eps;           /* 0: the norm's default (LayerNorm 1e-6, RMSNorm 1e-5) */
 	int nprobe;               /* probe layers (0-based blocks) */
 	int probe_layers[AIM_MAX_BLOCKS];
 	int num_classes;          /* of the published head (0: unknown) */
 } aim_config;
 
-/* Published AIM v1 shapes (patch 14, 224 px, 3 channels, mlp ratio 4, no
+/* Published shapes. AIM v1 (patch 14, 224 px, 3 channels, mlp ratio 4, no
  * biases, probe layers: the last 6, num_classes 1000): "aim-600M" (1536 / 24
  * blocks / 12 heads), "aim-1B" (2048/24/16), "aim-3B" (3072/24/24),
- * "aim-7B" (4096/32/32). Returns AIM_ERR for an unknown name. */
+ * "aim-7B" (4096/32/32). AIMv2 (patch 14, RMSNorm, SwiGLU, head dim 128,
+ * learned positions, no biases, probe layers: the last block, no head):
+ * "aimv2-large-patch14-R" (1024/24/8, SwiGLU 2816), "aimv2-huge-…"
+ * (1536/24/12, 4096), "aimv2-1B-…" (2048/24/16, 5632), "aimv2-3B-…"
+ * (3072/24/24, 8192), R = 224, 336 or 448; "aimv2-large-patch14-native"
+ * (sin-cos positions, any grid; 224 px nominal). The names are matched
+ * without case, '_' standing for '-' (timm spells them so). Returns AIM_ERR
+ * for an unknown name. */
 int aim_config_preset(aim_config *c, const char *arch);
+/* The norm's epsilon (norm_eps, or the family default). */
+float aim_config_eps(const aim_config *c);
+/* "aim-v1" or "aimv2": the family name the tools print. */
+const char *aim_config_family(const aim_config *c);
 /* The "best" probe layers of a published shape (LAYERS_BEST of the
  * release): 600M and 7B 14–19, 1B and 3B 12–17. Returns the count (6) or
  * AIM_ERR when the shape is not a published one. */
@@ -55,11 +84,14 @@ int aim_config_best_layers(const aim_config *c, int *layers);
  * list of blocks and ranges ("3", "0,4", "12-17"). Returns the count, or
  * AIM_ERR with a message that quotes the value. */
 int aim_config_parse_layers(const aim_config *c, const char *spec, int *layers);
-/* Parse the JSON architecture (aim.config metadata or a Hugging Face
- * config.json): img_size (int or [h, w]), patch_size, embed_dim,
+/* Parse the JSON architecture (aim.config metadata or an AIM v1 Hugging
+ * Face config.json): img_size (int or [h, w]), patch_size, embed_dim,
  * num_blocks, num_heads, num_channels (3), probe_layers (count of last
  * blocks, or list; 6), num_classes (1000), and optionally mlp_hidden_dim
- * or mlp_ratio (4), use_bias (false). Missing required keys are errors. */
+ * or mlp_ratio (4), use_bias (false), qkv_bias (false), and the family:
+ * norm ("layernorm" | "rmsnorm"), mlp ("gelu" | "swiglu"), pos_embed
+ * ("sincos" | "learned"), norm_eps. Missing required keys are errors.
+ * (The AIMv2 config.json layouts are read by the loader, model_load.c.) */
 int aim_config_from_json(aim_config *c, const char *json, const char *what);
 /* The same keys as JSON (malloc'd string). */
 char *aim_config_to_json(const aim_config *c);
@@ -76,13 +108,16 @@ typedef struct {
 	float **grad_slot;      /* where the model keeps the pointer to its gradient */
 } aim_param_info;
 
+/* Norm biases (the *_b of norms) exist for LayerNorm only; fc3 for SwiGLU
+ * only; pos_embed for a learned table only. Absent ones stay NULL. */
 typedef struct {
-	float *ln1_w, *ln1_b, *qkv_w, *proj_w, *proj_b, *ln2_w, *ln2_b;
-	float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+	float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *ln2_w, *ln2_b;
+	float *fc1_w, *fc1_b, *fc2_w, *fc2_b, *fc3_w, *fc3_b;
 } aim_block_params;
 
 typedef struct {
 	float *patch_w, *patch_b, *patch_ln_w, *patch_ln_b;
+	float *pos_embed;         /* [grid_rows·grid_cols, D] */
 	aim_block_params *blocks; /* [depth] */
 	float *post_w, *post_b;
 } aim_params;
@@ -131,7 +166,8 @@ void aim_model_free(aim_model *m);
 int aim_model_alloc_params(aim_model *m);
 /* Initialise the parameters as the published code does: patch kernel
  * Xavier-uniform over [D, C·p·p], Linear weights Xavier-uniform (bias 0),
- * LayerNorms weight 1 bias 0. Deterministic in seed (the same numbers on
+ * norms weight 1 bias 0, a learned position table normal with std 0.02.
+ * Deterministic in seed (the same numbers on
  * every backend: drawn on the host, then uploaded). Allocates the arena. */
 int aim_model_init_params(aim_model *m, uint64_t seed);
 /* Gradient arena with the parameters' layout; zeroes it. */
@@ -149,7 +185,7 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 const float *aim_model_block_output(const aim_model *m, int block);
 /* Post-trunk norm of the last block [B, K, D] (forward with post_norm). */
 const float *aim_model_normed(const aim_model *m);
-/* y[n, D] = post-trunk LayerNorm of x[n, D] (y may alias x). */
+/* y[n, D] = post-trunk norm of x[n, D] (y may alias x). */
 void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n);
 
 /* Backward of the last training forward. dy [B, K, D] is dL/d(output of the

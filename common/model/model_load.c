@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "fileio.h"
+#include "model_layouts.h"
 #include "model_load.h"
 #include "pth.h"
 #include "safetensors.h"
@@ -19,15 +20,24 @@ typedef struct {
 	aim_record rec;
 	int is_st;
 	char *path;
+	/* An AIMv2 checkpoint in the transformers or timm layout: its tensors
+	 * under the ml-aim names (model_layouts.h), pointing into st or rec. */
+	aim_layout layout;
+	aim_record named;
 } weights;
 
-static aim_record *weights_rec(weights *w) { return w->is_st ? &w->st.rec : &w->rec; }
+static aim_record *file_rec(weights *w) { return w->is_st ? &w->st.rec : &w->rec; }
+static aim_record *weights_rec(weights *w)
+{
+	return w->layout != AIM_LAYOUT_MLAIM ? &w->named : file_rec(w);
+}
 
 static void weights_free(void *p)
 {
 	weights *w = p;
 	if (!w)
 		return;
+	aim_record_free(&w->named);
 	if (w->is_st)
 		aim_st_close(&w->st);
 	else
@@ -78,6 +88,7 @@ static int weights_open(weights **out, const char *path)
 	if (!w)
 		return aim_error("out of memory");
 	aim_record_init(&w->rec);
+	aim_record_init(&w->named);
 	w->path = strdup(path);
 	int rc;
 	if (aim_pth_sniff(path)) {
@@ -87,6 +98,11 @@ static int weights_open(weights **out, const char *path)
 		rc = aim_st_open(&w->st, path);
 		if (rc < 0)
 			w->is_st = 0;
+	}
+	if (rc == 0) {
+		w->layout = aim_layout_detect(file_rec(w));
+		if (w->layout != AIM_LAYOUT_MLAIM)
+			rc = aim_layout_to_mlaim(file_rec(w), w->layout, &w->named, path);
 	}
 	if (rc < 0) {
 		weights_free(w);
@@ -101,7 +117,7 @@ static int same_arch(const aim_config *a, const aim_config *b, char *why, size_t
 	const char *f = NULL;
 	int va = 0, vb = 0;
 #define CMP(field) if (!f && a->field != b->field) { f = #field; va = a->field; vb = b->field; }
-	CMP(patch) CMP(channels) CMP(dim) CMP(depth) CMP(heads) CMP(mlp_hidden)
+	CMP(patch) CMP(channels) CMP(dim) CMP(depth) CMP(heads) CMP(mlp_hidden) CMP(norm) CMP(mlp)
 #undef CMP
 	if (f)
 		snprintf(why, n, "%s %d vs %d", f, va, vb);
@@ -156,16 +172,24 @@ static int is_trunk_name(const char *name)
 	return strncmp(name, "preprocessor.", 13) == 0 || strncmp(name, "trunk.", 6) == 0;
 }
 
-/* Check every parameter by name and shape against the record. */
-static int check_tensors(const aim_model *m, const aim_record *r, const char *path)
+/* Check every parameter by name and shape against the record (whose names
+ * are the ml-aim ones; a missing tensor is named as the file's layout
+ * names it). */
+static int check_tensors(const aim_model *m, const aim_record *r, const char *path,
+			 aim_layout layout)
 {
 	char a[96], b[96];
 	for (int i = 0; i < m->nparams; i++) {
 		const aim_param_info *p = &m->info[i];
 		const aim_tensor *t = aim_record_find(r, p->name);
-		if (!t)
-			return aim_error("%s: missing tensor %s (the architecture has dim %d, %d blocks, "
-					 "%d heads)", path, p->name, m->cfg.dim, m->cfg.depth, m->cfg.heads);
+		if (!t) {
+			char theirs[160];
+			aim_layout_file_name(layout, p->name, theirs, sizeof theirs);
+			return aim_error("%s: missing tensor %s (the %s %s architecture has dim %d, %d "
+					 "blocks, %d heads)", path, theirs, aim_config_family(&m->cfg),
+					 aim_layout_name(layout), m->cfg.dim, m->cfg.depth,
+					 m->cfg.heads);
+		}
 		int ok = t->ndim == p->ndim;
 		for (int d = 0; ok && d < p->ndim; d++)
 			ok = t->shape[d] == p->shape[d];
@@ -310,15 +334,17 @@ int aim_model_load(aim_model **out, const char *path, const aim_load_opts *o)
 		goto out;
 	if (resolve_config(&c, w, cfgpath, arch) < 0)
 		goto out;
-	/* Biases of attn.proj and the MLP: as the file has them. */
+	/* Biases and the position table's kind: as the file has them. */
 	aim_record *r = weights_rec(w);
+	c.qkv_bias = aim_record_find(r, "trunk.blocks.0.attn.qkv.bias") != NULL;
 	c.proj_bias = aim_record_find(r, "trunk.blocks.0.attn.proj.bias") != NULL;
 	c.mlp_bias = aim_record_find(r, "trunk.blocks.0.mlp.fc1.bias") != NULL;
+	c.pos = aim_record_find(r, "preprocessor.pos_embed") ? AIM_POS_LEARNED : AIM_POS_SINCOS;
 	if (aim_model_create(&m, &c, be) < 0) {
 		aim_error_prefix("%s", wpath);
 		goto out;
 	}
-	if (check_tensors(m, r, wpath) < 0 || bind_params(m, r) < 0 || take_head(m, r, wpath, 0) < 0)
+	if (check_tensors(m, r, wpath, w->layout) < 0 || bind_params(m, r) < 0 || take_head(m, r, wpath, 0) < 0)
 		goto out;
 	if (headp) {
 		weights *hw = NULL;

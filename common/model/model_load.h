@@ -1,15 +1,22 @@
-/* Loading AIM v1 weights, and converting them to one safetensors file.
+/* Loading AIM v1 and AIMv2 weights, and converting them to one safetensors
+ * file.
  *
  * The model path may be:
  *   - a .safetensors file (architecture from its "aim.config" metadata, else
  *     a config.json beside it, else --arch);
  *   - a directory in the Hugging Face layout: config.json with
- *     model.safetensors or pytorch_model.bin;
+ *     model.safetensors or pytorch_model.bin. AIMv2 directories come in
+ *     three layouts, recognised by their tensor names (model_layouts.h):
+ *     ml-aim (config.json model_type "aimv2"), transformers
+ *     ("aimv2_vision_model") and timm ("architecture": "aimv2_…", with
+ *     "model_args" when the shape is not the preset's);
  *   - a PyTorch checkpoint (.pth / .bin, torch.save zip), e.g. the released
  *     aim_600m_2bimgs_attnprobe_backbone.pth, with --arch (or a config.json
  *     beside it); its probe head from a second file (--head).
- * Every parameter is checked by name and shape; a missing, misshapen or
- * unexpected trunk tensor is an error naming it. Two sources of the
+ * The family comes from the architecture (norm and MLP kind), the biases
+ * and the position table's kind from the tensors the file has. Every
+ * parameter is checked by name and shape; a missing, misshapen or
+ * unexpected trunk tensor is an error naming it (as the file names it). Two sources of the
  * architecture that disagree are an error. F32 tensors of a safetensors
  * file are used in place (mmap); F16/BF16 ones are converted on load.
  * Tensors under "head." (from the model file or the head file) are kept,

@@ -19,7 +19,7 @@
 
 #include "ops.h"
 
-#define AIM_BACKEND_ABI 3
+#define AIM_BACKEND_ABI 4
 
 typedef struct aim_backend {
 	int abi;             /* AIM_BACKEND_ABI */
@@ -116,6 +116,16 @@ typedef struct aim_backend {
 	int (*group_reduce)(float *x, long n);    /* sum, onto local rank 0 */
 	int (*group_bcast)(float *x, long n);     /* local rank 0's x to all */
 	const char *(*group_error)(void);
+
+	/* ---- ABI 4 ---- */
+	/* The AIMv2 family's ops (ops.h): RMSNorm and the SwiGLU gate. */
+	void (*rmsnorm_fwd)(float *y, float *rstd, const float *x, const float *w, int M, int D,
+			    float eps);
+	void (*rmsnorm_bwd)(float *dx, float *dw, const float *dy, const float *x,
+			    const float *w, const float *rstd, int M, int D);
+	void (*swiglu_fwd)(float *y, const float *a, const float *b, size_t n);
+	void (*swiglu_bwd)(float *da, float *db, const float *dy, const float *a,
+			   const float *b, size_t n);
 } aim_backend;
 
 /* The built-in CPU backend. */

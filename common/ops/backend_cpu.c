@@ -100,6 +100,10 @@ static const aim_backend cpu = {
 	.scatter_rows = cpu_scatter_rows,
 	.adamw = aim_adamw_tensor,
 	.sumsq = aim_sumsq,
+	.rmsnorm_fwd = aim_rmsnorm_fwd,
+	.rmsnorm_bwd = aim_rmsnorm_bwd,
+	.swiglu_fwd = aim_swiglu_fwd,
+	.swiglu_bwd = aim_swiglu_bwd,
 };
 
 const aim_backend *aim_backend_cpu(void) { return &cpu; }

@@ -58,10 +58,26 @@ void aim_layernorm_bwd(float *dx, float *dw, float *db, const float *dy,
 		       const float *x, const float *w, const float *mean,
 		       const float *rstd, int M, int D);
 
+/* RMSNorm over the last dimension D of M rows: y = x/√(mean(x²)+eps)·w
+ * (weight only, as torch.nn.RMSNorm). rstd ([M], may be NULL) keeps
+ * 1/√(mean(x²)+eps) for the backward. y may alias x. */
+void aim_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int M, int D,
+		     float eps);
+/* dx += ∂/∂x, dw += ∂/∂w (either may be NULL); x is the forward input. */
+void aim_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+		     const float *rstd, int M, int D);
+
 /* Exact GELU, x·Φ(x) = ½x(1 + erf(x/√2)). y may alias x. */
 void aim_gelu_fwd(float *y, const float *x, size_t n);
 /* dx += dy · GELU'(x) */
 void aim_gelu_bwd(float *dx, const float *dy, const float *x, size_t n);
+
+/* The SwiGLU gate: y = silu(a) · b = a·sigmoid(a)·b, element-wise (y may
+ * alias a or b). */
+void aim_swiglu_fwd(float *y, const float *a, const float *b, size_t n);
+/* da += dy · b · silu'(a) ; db += dy · silu(a). */
+void aim_swiglu_bwd(float *da, float *db, const float *dy, const float *a, const float *b,
+		    size_t n);
 
 /* Row softmax over the last dimension N of M rows; y may alias x. */
 void aim_softmax_fwd(float *y, const float *x, int M, int N);

@@ -13,7 +13,7 @@ CXX=${CXX:-g++}
 AIM_INC=$(make -s --no-print-directory includes)
 # Under `make check SAN=1` the library is instrumented: so must the test be.
 [ "${SAN:-0}" = 1 ] && CXX="$CXX -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-srcs="add gelu softmax layernorm linear attention pixloss adamw table_ops"
+srcs="add gelu swiglu softmax layernorm rmsnorm linear attention pixloss adamw table_ops"
 objs=
 for s in $srcs; do
 	$CXX -std=c++20 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -DAIM_CUDA_EMULATE $AIM_INC -pthread -fopenmp \

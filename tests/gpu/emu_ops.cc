@@ -162,6 +162,18 @@ static void test_elementwise(void)
 	cuda_gelu_bwd(dx.data(), g.data(), x.data(), n);
 	aim_gelu_bwd(dxc.data(), g.data(), x.data(), n);
 	compare("gelu_bwd (accumulates)", dx.data(), dxc.data(), n, 1e-6);
+
+	auto b3 = rnd(n, 2), da = rnd(n), dac = da, db = rnd(n), dbc = db;
+	cuda_swiglu_fwd(gy.data(), x.data(), b3.data(), n);
+	aim_swiglu_fwd(gyc.data(), x.data(), b3.data(), n);
+	compare("swiglu_fwd", gy.data(), gyc.data(), n, 1e-6);
+	cuda_swiglu_bwd(da.data(), db.data(), g.data(), x.data(), b3.data(), n);
+	aim_swiglu_bwd(dac.data(), dbc.data(), g.data(), x.data(), b3.data(), n);
+	compare("swiglu_bwd da (accumulates)", da.data(), dac.data(), n, 1e-6);
+	compare("swiglu_bwd db (accumulates)", db.data(), dbc.data(), n, 1e-6);
+	auto xa = x;
+	cuda_swiglu_fwd(xa.data(), xa.data(), b3.data(), n);
+	compare("swiglu_fwd (aliased)", xa.data(), gyc.data(), n, 1e-6);
 }
 
 static void test_linear(int M, int in, int out)
@@ -229,6 +241,29 @@ static void test_layernorm(int M, int D)
 	aim_layernorm_bwd(NULL, dw2c.data(), NULL, dy.data(), x.data(), w.data(), muc.data(),
 			  rsc.data(), M, D);
 	compare("layernorm_bwd dw only", dw2.data(), dw2c.data(), D, 1e-5);
+}
+
+static void test_rmsnorm(int M, int D)
+{
+	size_t n = (size_t)M * D;
+	auto x = rnd(n, 2), w = rnd(D), dy = rnd(n);
+	std::vector<float> y(n), yc(n), rs(M), rsc(M);
+	cuda_rmsnorm_fwd(y.data(), rs.data(), x.data(), w.data(), M, D, 1e-5f);
+	aim_rmsnorm_fwd(yc.data(), rsc.data(), x.data(), w.data(), M, D, 1e-5f);
+	compare("rmsnorm_fwd y", y.data(), yc.data(), n, 2e-6);
+	compare("rmsnorm_fwd rstd", rs.data(), rsc.data(), M, 1e-5);
+	auto dx = rnd(n), dxc = dx, dw = rnd(D), dwc = dw;
+	cuda_rmsnorm_bwd(dx.data(), dw.data(), dy.data(), x.data(), w.data(), rsc.data(), M, D);
+	aim_rmsnorm_bwd(dxc.data(), dwc.data(), dy.data(), x.data(), w.data(), rsc.data(), M, D);
+	compare("rmsnorm_bwd dx", dx.data(), dxc.data(), n, 1e-5);
+	compare("rmsnorm_bwd dw", dw.data(), dwc.data(), D, 1e-5);
+	auto dx2 = rnd(n), dx2c = dx2;
+	cuda_rmsnorm_bwd(dx2.data(), NULL, dy.data(), x.data(), w.data(), rsc.data(), M, D);
+	aim_rmsnorm_bwd(dx2c.data(), NULL, dy.data(), x.data(), w.data(), rsc.data(), M, D);
+	compare("rmsnorm_bwd dx only", dx2.data(), dx2c.data(), n, 1e-5);
+	auto ya = x;
+	cuda_rmsnorm_fwd(ya.data(), NULL, ya.data(), w.data(), M, D, 1e-5f);
+	compare("rmsnorm_fwd (aliased)", ya.data(), yc.data(), n, 2e-6);
 }
 
 static void test_attention(int B, int K, int H, int hd, aim_mask_kind mask, const int *prefix)
@@ -428,10 +463,16 @@ static void test_table_training(void)
 	compare("table sumsq", &ss, &ssc, 1, 1e-7);
 }
 
-static void test_model(void)
+static void test_model(int v2)
 {
 	aim_config c;
 	memset(&c, 0, sizeof c);
+	if (v2) { /* RMSNorm, SwiGLU, a learned position table, qkv bias */
+		c.norm = AIM_NORM_RMS;
+		c.mlp = AIM_MLP_SWIGLU;
+		c.pos = AIM_POS_LEARNED;
+		c.qkv_bias = 1;
+	}
 	c.grid_rows = c.grid_cols = 3;
 	c.patch = 2;
 	c.channels = 3;
@@ -565,7 +606,8 @@ static aim_backend guarded_table(void)
 	G(layernorm_bwd); G(gelu_fwd); G(gelu_bwd); G(softmax_fwd); G(softmax_bwd);
 	G(attention_fwd); G(attention_bwd); G(add_fwd); G(add_rows); G(axpy); G(scale);
 	G(pixloss_targets); G(pixloss_forward); G(pixloss_backward); G(gather_rows);
-	G(scatter_rows); G(adamw); G(sumsq);
+	G(scatter_rows); G(adamw); G(sumsq); G(rmsnorm_fwd); G(rmsnorm_bwd); G(swiglu_fwd);
+	G(swiglu_bwd);
 #undef G
 	return g;
 }
@@ -674,6 +716,9 @@ int main(void)
 	test_softmax(5, 100);
 	test_layernorm(3, 8);
 	test_layernorm(100, 70);
+	test_rmsnorm(3, 8);
+	test_rmsnorm(100, 70);
+	test_rmsnorm(9000, 8); /* more row chunks than the limit */
 	test_pixloss();
 	test_adamw();
 	const int prefix[3] = {3, 50, 200}; /* inside, past a tile, past K */
@@ -689,7 +734,8 @@ int main(void)
 	test_attention(1, 100, 1, 128, AIM_MASK_PREFIX, prefix + 1); /* 2 and 4 tiles */
 	test_table_complete();
 	test_table_training();
-	test_model();
+	test_model(0);
+	test_model(1);
 	test_trainer();
 	fprintf(stderr, "emu_ops: %d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;

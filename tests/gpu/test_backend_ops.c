@@ -64,6 +64,10 @@ static void test_empty(void)
 	gpu->softmax_bwd(d, d, d, 0, 5);
 	gpu->layernorm_fwd(d, d, d, d, d, d, 0, 8, 1e-6f);
 	gpu->layernorm_bwd(d, d, d, d, d, d, d, d, 0, 8);
+	gpu->rmsnorm_fwd(d, d, d, d, 0, 8, 1e-5f);
+	gpu->rmsnorm_bwd(d, d, d, d, d, d, 0, 8);
+	gpu->swiglu_fwd(d, d, d, 0);
+	gpu->swiglu_bwd(d, d, d, d, d, 0);
 	gpu->linear_fwd(d, d, d, d, 0, 4, 4);
 	gpu->linear_fwd_acc(d, d, d, d, 0, 4, 4);
 	gpu->linear_bwd(d, d, d, d, d, d, 0, 4, 4);
@@ -122,10 +126,26 @@ static void test_elementwise(size_t n)
 	gpu->gelu_fwd(dxx, dxx, n); /* aliased */
 	snprintf(what, sizeof what, "gelu_fwd aliased n=%zu", n);
 	expect_dev(what, dxx, y, n, 2e-6);
-	float *ptrs[] = {da, db, dy, dxx, dg, ddx};
-	for (int i = 0; i < 6; i++)
+	/* SwiGLU gate: a over a wide range, b the second operand */
+	float *u = rand_host(n, 2), *du = rand_host(n, 1);
+	float *dU = to_gpu(u, n * 4), *dDU = to_gpu(du, n * 4);
+	x = rand_host(n, 8);
+	gpu->upload(dxx, x, n * 4);
+	gpu->upload(ddx, dx, n * 4);
+	cpu->swiglu_fwd(y, x, u, n);
+	gpu->swiglu_fwd(dy, dxx, dU, n);
+	snprintf(what, sizeof what, "swiglu_fwd n=%zu", n);
+	expect_dev(what, dy, y, n, 2e-6);
+	cpu->swiglu_bwd(dx, du, g, x, u, n);
+	gpu->swiglu_bwd(ddx, dDU, dg, dxx, dU, n);
+	snprintf(what, sizeof what, "swiglu_bwd da (+=) n=%zu", n);
+	expect_dev(what, ddx, dx, n, 2e-6);
+	snprintf(what, sizeof what, "swiglu_bwd db (+=) n=%zu", n);
+	expect_dev(what, dDU, du, n, 2e-6);
+	float *ptrs[] = {da, db, dy, dxx, dg, ddx, dU, dDU};
+	for (int i = 0; i < 8; i++)
 		gpu->free(ptrs[i]);
-	free(a); free(b); free(y); free(x); free(g); free(dx);
+	free(a); free(b); free(y); free(x); free(g); free(dx); free(u); free(du);
 }
 
 static void test_softmax(int M, int N)
@@ -191,6 +211,37 @@ static void test_layernorm(int M, int D)
 		gpu->free(ptrs[i]);
 	free(x); free(w); free(b); free(dy); free(y); free(mu); free(rs); free(dx); free(dw);
 	free(db);
+}
+
+static void test_rmsnorm(int M, int D)
+{
+	char what[96];
+	size_t n = (size_t)M * D;
+	float *x = rand_host(n, 2), *w = rand_host(D, 1), *dy = rand_host(n, 1);
+	float *y = xmalloc(n * 4), *rs = xmalloc(M * 4);
+	float *dx = rand_host(n, 1), *dw = rand_host(D, 1);
+	float *X = to_gpu(x, n * 4), *W = to_gpu(w, D * 4), *Y = to_gpu(NULL, n * 4);
+	float *RS = to_gpu(NULL, M * 4), *DY = to_gpu(dy, n * 4), *DX = to_gpu(dx, n * 4);
+	float *DW = to_gpu(dw, D * 4);
+	cpu->rmsnorm_fwd(y, rs, x, w, M, D, 1e-5f);
+	gpu->rmsnorm_fwd(Y, RS, X, W, M, D, 1e-5f);
+	snprintf(what, sizeof what, "rmsnorm_fwd y M=%d D=%d", M, D);
+	expect_dev(what, Y, y, n, 1e-5);
+	snprintf(what, sizeof what, "rmsnorm_fwd rstd M=%d D=%d", M, D);
+	expect_dev(what, RS, rs, M, 1e-5);
+	cpu->rmsnorm_bwd(dx, dw, dy, x, w, rs, M, D);
+	gpu->rmsnorm_bwd(DX, DW, DY, X, W, RS, M, D);
+	snprintf(what, sizeof what, "rmsnorm_bwd dx (+=) M=%d D=%d", M, D);
+	expect_dev(what, DX, dx, n, 2e-5);
+	snprintf(what, sizeof what, "rmsnorm_bwd dw (+=) M=%d D=%d", M, D);
+	expect_dev(what, DW, dw, D, 2e-5);
+	gpu->rmsnorm_fwd(X, NULL, X, W, M, D, 1e-5f); /* aliased, no stats */
+	snprintf(what, sizeof what, "rmsnorm_fwd aliased M=%d D=%d", M, D);
+	expect_dev(what, X, y, n, 1e-5);
+	float *ptrs[] = {X, W, Y, RS, DY, DX, DW};
+	for (int i = 0; i < 7; i++)
+		gpu->free(ptrs[i]);
+	free(x); free(w); free(dy); free(y); free(rs); free(dx); free(dw);
 }
 
 /* ---- GEMMs ------------------------------------------------------------------ */
@@ -556,6 +607,9 @@ int main(int argc, char **argv)
 	test_layernorm(3, 1536);
 	test_layernorm(70, 100);
 	test_layernorm(20000, 64); /* 256 row chunks of 79 for dw, db */
+	test_rmsnorm(1000, 1024);
+	test_rmsnorm(70, 100);
+	test_rmsnorm(20000, 64);
 
 	/* GEMMs at each precision the library offers */
 	const char *precs[] = {"fp32", "tf32", "bf16"};

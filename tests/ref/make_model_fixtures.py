@@ -8,6 +8,7 @@ machines without torch:
                head.pth, hf/ (config.json + pytorch_model.bin); a U8 patches
                stream; ref.safetensors with torch's outputs
   train.safetensors  masks and gradients for tests/unit/test_model_train.c
+  train_v2.safetensors  the same for an AIMv2 trunk (tests/ref/aimv2_ref.py)
 
 Run from the repository root: /usr/bin/python3 tests/ref/make_model_fixtures.py
 """
@@ -23,3 +24,5 @@ subprocess.check_call([sys.executable, ref, "gen", os.path.join(out, "tiny"), "-
                        "--depth", "2", "--heads", "2", "--rows", "3", "--cols", "5",
                        "--batch", "5", "--seed", "3"])
 subprocess.check_call([sys.executable, ref, "train-fixture", os.path.join(out, "train.safetensors")])
+subprocess.check_call([sys.executable, os.path.join(here, "aimv2_ref.py"), "train-fixture",
+                       os.path.join(out, "train_v2.safetensors")])

@@ -1,9 +1,12 @@
-/* The trunk under the training masks, and its backward, against PyTorch:
- * tests/data/model/train.safetensors (made by tests/ref/make_model_fixtures.py)
- * holds a model (non-square 3x5 grid, biases, head dim 12), its input
- * patches, the per-block outputs torch computed under the causal and
- * prefix-causal masks, and torch autograd's gradient of every parameter
- * for L = Σ g ⊙ post_norm(last block) under the prefix mask. */
+/* The trunk under the training masks, and its backward, against PyTorch,
+ * for both families: tests/data/model/train.safetensors (AIM v1, made by
+ * tests/ref/aim_ref.py) and train_v2.safetensors (AIMv2: RMSNorm, SwiGLU,
+ * a learned position table, qkv bias; tests/ref/aimv2_ref.py), both made
+ * by tests/ref/make_model_fixtures.py, each hold a model (non-square 3x5
+ * grid, biases, head dim 12), its input patches, the per-block outputs
+ * torch computed under the causal and prefix-causal masks, and torch
+ * autograd's gradient of every parameter for L = Σ g ⊙ post_norm(last
+ * block) under the prefix mask. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,6 @@
 #include "model_load.h"
 #include "safetensors.h"
 
-#define FIXTURE "tests/data/model/train.safetensors"
 
 static double max_abs(const float *a, size_t n)
 {
@@ -31,24 +33,31 @@ static double max_diff(const float *a, const float *b, size_t n)
 	return m;
 }
 
-int main(void)
+static void check_fixture(const char *fixture)
 {
 	const char *top = getenv("AIM_TOP");
 	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", top ? top : ".", FIXTURE);
+	snprintf(path, sizeof path, "%s/%s", top ? top : ".", fixture);
 	aim_stfile f;
 	if (aim_st_open(&f, path) < 0) {
-		fprintf(stderr, "%s\n", aim_errmsg());
-		return 1;
+		CHECK_MSG(0, "%s", aim_errmsg());
+		return;
 	}
 	aim_model *m;
 	aim_load_opts lo = {0};
 	int rc = aim_model_load(&m, path, &lo);
 	CHECK_MSG(rc == 0, "%s", aim_errmsg());
-	if (rc)
-		return check_summary("test_model_train");
+	if (rc) {
+		aim_st_close(&f);
+		return;
+	}
 	const aim_config *c = &m->cfg;
 	CHECK(c->proj_bias && c->mlp_bias && c->grid_rows == 3 && c->grid_cols == 5);
+	if (strstr(fixture, "_v2")) /* the family comes from the file */
+		CHECK(c->norm == AIM_NORM_RMS && c->mlp == AIM_MLP_SWIGLU &&
+		      c->pos == AIM_POS_LEARNED && c->qkv_bias);
+	else
+		CHECK(c->norm == AIM_NORM_LAYER && c->mlp == AIM_MLP_GELU && c->pos == AIM_POS_SINCOS);
 	aim_tensor *pt = aim_record_find(&f.rec, "ref.patches");
 	aim_tensor *pr = aim_record_find(&f.rec, "ref.prefix");
 	int B = (int)pt->shape[0], K = (int)pt->shape[1], D = c->dim;
@@ -119,5 +128,11 @@ int main(void)
 
 	aim_model_free(m);
 	aim_st_close(&f);
+}
+
+int main(void)
+{
+	check_fixture("tests/data/model/train.safetensors");
+	check_fixture("tests/data/model/train_v2.safetensors");
 	return check_summary("test_model_train");
 }

@@ -144,6 +144,64 @@ static void test_layernorm(void)
 	free(dx); free(dw); free(db);
 }
 
+/* ---- rmsnorm ---- */
+struct rn { int M, D; float *x, *w, *y, *g, *rstd; };
+static double rn_loss(void *c)
+{
+	struct rn *l = c;
+	aim_rmsnorm_fwd(l->y, l->rstd, l->x, l->w, l->M, l->D, 1e-5f);
+	return dot(l->y, l->g, (size_t)l->M * l->D);
+}
+static void test_rmsnorm(void)
+{
+	struct rn l = {.M = 6, .D = 37};
+	size_t n = 6 * 37;
+	l.x = rand_vec(n, 2); l.w = rand_vec(37, 1);
+	for (size_t i = 0; i < n; i++)
+		l.x[i] += 1.0f; /* a non-zero mean: RMSNorm must not subtract it */
+	l.y = zeros(n); l.g = rand_vec(n, 1); l.rstd = zeros(6);
+	rn_loss(&l);
+	for (int i = 0; i < l.M; i++) {
+		double ms = 0;
+		for (int j = 0; j < l.D; j++)
+			ms += pow(l.x[i * l.D + j], 2);
+		ms /= l.D;
+		for (int j = 0; j < l.D; j++)
+			CHECK_NEAR(l.y[i * l.D + j], l.x[i * l.D + j] / sqrt(ms + 1e-5) * l.w[j], 1e-5);
+	}
+	float *dx = zeros(n), *dw = zeros(37);
+	aim_rmsnorm_bwd(dx, dw, l.g, l.x, l.w, l.rstd, l.M, l.D);
+	check_grad("rmsnorm dx", rn_loss, &l, l.x, dx, n, 1e-2, 2e-3);
+	check_grad("rmsnorm dw", rn_loss, &l, l.w, dw, 37, 1e-2, 1e-3);
+	free(l.x); free(l.w); free(l.y); free(l.g); free(l.rstd); free(dx); free(dw);
+}
+
+/* ---- swiglu ---- */
+struct sw { size_t n; float *a, *b, *y, *g; };
+static double swiglu_loss(void *c)
+{
+	struct sw *e = c;
+	aim_swiglu_fwd(e->y, e->a, e->b, e->n);
+	return dot(e->y, e->g, e->n);
+}
+static void test_swiglu(void)
+{
+	struct sw e = {.n = 5000};
+	e.a = rand_vec(e.n, 8); e.b = rand_vec(e.n, 2); e.y = zeros(e.n); e.g = rand_vec(e.n, 1);
+	swiglu_loss(&e);
+	double worst = 0;
+	for (size_t i = 0; i < e.n; i++) {
+		double a = e.a[i], ref = a / (1 + exp(-a)) * e.b[i];
+		worst = fmax(worst, fabs(e.y[i] - ref) / (1 + fabs(ref)));
+	}
+	CHECK_MSG(worst < 1e-6, "swiglu worst error %g", worst);
+	float *da = zeros(e.n), *db = zeros(e.n);
+	aim_swiglu_bwd(da, db, e.g, e.a, e.b, e.n);
+	check_grad("swiglu da", swiglu_loss, &e, e.a, da, e.n, 1e-2, 2e-3);
+	check_grad("swiglu db", swiglu_loss, &e, e.b, db, e.n, 1e-2, 2e-3);
+	free(e.a); free(e.b); free(e.y); free(e.g); free(da); free(db);
+}
+
 /* ---- gelu ---- */
 struct ge { size_t n; float *x, *y, *g; };
 static double gelu_loss(void *c)
@@ -302,7 +360,9 @@ int main(void)
 	test_linear(1);
 	test_linear(0);
 	test_layernorm();
+	test_rmsnorm();
 	test_gelu();
+	test_swiglu();
 	test_softmax();
 	test_attention(AIM_MASK_NONE, "bidirectional");
 	test_attention(AIM_MASK_CAUSAL, "causal");
