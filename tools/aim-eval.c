@@ -48,7 +48,7 @@ static const char usage[] =
 	"                       Hugging Face directory or .pth backbone); the head comes\n"
 	"                       from --head or from the model file itself\n"
 	"  --arch NAME          -m: architecture when the model file carries none\n"
-	"                       (aim-600M, aim-1B, aim-3B, aim-7B)\n"
+	"                       (aim-600M, aim-1B, aim-3B, aim-7B, aimv2-large-patch14-224 ...)\n"
 	"  --device DEV         -m: the trunk on cpu (default), cuda, cuda:N (GPU N) or\n"
 	"                       auto (CUDA when usable, else the CPU)\n"
 	"  --precision P        -m: the trunk's matrix products in fp32 (default), tf32\n"

@@ -33,6 +33,10 @@ static const char usage[] =
 	"tar shard; without PATH, or with -, paths are read one per line from stdin.\n"
 	"\n"
 	"Transform:\n"
+	"  --preset NAME        a family's published preprocessing: aim-v1 (resize 256,\n"
+	"                       crop 224, ImageNet mean/std: the defaults) or\n"
+	"                       aimv2-224, aimv2-336, aimv2-448 (resize the shorter side\n"
+	"                       to S, crop S, CLIP mean/std); options given explicitly win\n"
 	"  --transform val|train  val (default): bicubic resize of the shorter side to\n"
 	"                       R, centre crop S, as torchvision/Pillow do; train:\n"
 	"                       random resized crop S (bicubic) + horizontal flip\n"
@@ -76,7 +80,7 @@ enum {
 	OPT_TRANSFORM = AIM_OPT_FIRST_TOOL, OPT_SIZE, OPT_RESIZE, OPT_SCALE, OPT_RATIO,
 	OPT_NO_FLIP, OPT_JITTER, OPT_SEED, OPT_EPOCHS, OPT_SHUFFLE, OPT_SHUFFLE_BUFFER,
 	OPT_LOG_AUGMENT, OPT_PATCH, OPT_CHANNELS, OPT_MEAN, OPT_STD, OPT_CLASSES, OPT_SHARD,
-	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL,
+	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL, OPT_PRESET,
 };
 
 typedef struct {
@@ -86,6 +90,8 @@ typedef struct {
 	const char *train_only; /* a train option given, for the check with val */
 	double mean[3], std[3];
 	int nmean, nstd;
+	const char *preset;
+	int size_set;
 	aim_classes_mode classes;
 	aim_train_aug aug;
 	uint64_t seed;
@@ -93,6 +99,48 @@ typedef struct {
 	char **inputs;
 	int ninputs;
 } options;
+
+/* The published preprocessing of each family (aim-v1: the release's
+ * val transforms; AIMv2: the checkpoints' preprocessor_config.json,
+ * CLIPImageProcessor: bicubic resize of the shorter side to R, centre crop
+ * R, CLIP mean/std), patch 14. The resize follows the crop fraction:
+ * AIM v1's ceil(S / 0.875), AIMv2's S (fraction 1), also for an explicit
+ * --size. */
+static const struct {
+	const char *name;
+	int size, full; /* full: crop fraction 1 */
+	double mean[3], std[3];
+} presets[] = {
+	{"aim-v1", 224, 0, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}},
+	{"aimv2-224", 224, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
+	{"aimv2-336", 336, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
+	{"aimv2-448", 448, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
+};
+
+/* Fill what the command line left unset from --preset NAME. */
+static void apply_preset(options *o)
+{
+	int i, n = (int)(sizeof presets / sizeof presets[0]);
+	for (i = 0; i < n && strcmp(presets[i].name, o->preset); i++)
+		;
+	if (i == n)
+		aim_usage_error("--preset: expected aim-v1, aimv2-224, aimv2-336 or aimv2-448, not '%s'",
+				o->preset);
+	if (o->channels != 3)
+		aim_usage_error("--preset %s is for RGB images (--channels 3)", o->preset);
+	if (!o->size_set)
+		o->size = presets[i].size;
+	if (!o->resize && !o->train && presets[i].full)
+		o->resize = o->size;
+	if (!o->nmean) {
+		o->nmean = 3;
+		memcpy(o->mean, presets[i].mean, sizeof o->mean);
+	}
+	if (!o->nstd) {
+		o->nstd = 3;
+		memcpy(o->std, presets[i].std, sizeof o->std);
+	}
+}
 
 static void parse_pair(const char *opt, const char *arg, double *lo, double *hi, double min)
 {
@@ -129,6 +177,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{"strict", no_argument, 0, OPT_STRICT},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"level", required_argument, 0, OPT_LEVEL},
+		{"preset", required_argument, 0, OPT_PRESET},
 		AIM_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
 	};
@@ -157,7 +206,11 @@ static void parse_options(options *o, int argc, char **argv)
 			else
 				aim_usage_error("--transform: expected val or train, not '%s'", optarg);
 			break;
-		case OPT_SIZE: o->size = (int)aim_opt_int("--size", optarg, 1, 16384); break;
+		case OPT_SIZE:
+			o->size = (int)aim_opt_int("--size", optarg, 1, 16384);
+			o->size_set = 1;
+			break;
+		case OPT_PRESET: o->preset = optarg; break;
 		case OPT_RESIZE: o->resize = (int)aim_opt_int("--resize", optarg, 1, 65536); break;
 		case OPT_SCALE:
 			o->train_only = "--scale";
@@ -229,12 +282,14 @@ static void parse_options(options *o, int argc, char **argv)
 		default: aim_common_option(c, optarg); break;
 		}
 	}
-	if (o->size % o->patch)
-		aim_usage_error("--size %d is not a multiple of --patch %d", o->size, o->patch);
 	if (o->train && o->resize)
 		aim_usage_error("--resize applies to --transform val only");
 	if (!o->train && o->train_only)
 		aim_usage_error("%s applies to --transform train only", o->train_only);
+	if (o->preset)
+		apply_preset(o);
+	if (o->size % o->patch)
+		aim_usage_error("--size %d is not a multiple of --patch %d", o->size, o->patch);
 	if (!o->resize)
 		o->resize = aim_val_resize_for(o->size);
 	const double mean3[3] = {0.485, 0.456, 0.406}, std3[3] = {0.229, 0.224, 0.225};

@@ -40,6 +40,9 @@ static const char usage[] =
 	"\n"
 	"Model:\n"
 	"  --preset NAME        fmnist, vit-s, aim-600M, aim-1B, aim-3B, aim-7B\n"
+	"  --arch aim-v1|aimv2 the trunk's family (default aim-v1): aimv2 = RMSNorm,\n"
+	"                       SwiGLU MLP, learned position table (the AIM v1 pixel\n"
+	"                       objective either way)\n"
 	"  --dim N --depth N --heads N --mlp-ratio R\n"
 	"                       trunk shape by hand (override the preset)\n"
 	"  --head-blocks N      pixel-head MLP blocks (preset; default 2)\n"
@@ -75,10 +78,11 @@ static const char usage[] =
 enum { OPT_PRESET = AIM_OPT_FIRST_TOOL, OPT_DIM, OPT_DEPTH, OPT_HEADS, OPT_MLP_RATIO,
        OPT_HEAD_BLOCKS, OPT_HEAD_DIM, OPT_INIT, OPT_NO_NORM_PIX, OPT_BATCH, OPT_ACCUM,
        OPT_STEPS, OPT_MINUTES, OPT_LR, OPT_WARMUP, OPT_MIN_LR, OPT_WD, OPT_CLIP, OPT_SEED,
-       OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY, OPT_DEVICE, OPT_PRECISION };
+       OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY, OPT_DEVICE, OPT_PRECISION, OPT_ARCH };
 
 typedef struct {
 	const char *preset, *init, *rundir, *resume, *val, *device, *precision;
+	const char *arch; /* "aim-v1", "aimv2" or NULL (aim-v1, or what --init/--resume has) */
 	int dim, depth, heads, head_blocks, head_dim;
 	double mlp_ratio;
 	int norm_pix;
@@ -117,6 +121,7 @@ static void parse_options(train_opts *o, int argc, char **argv)
 	static const struct option longopts[] = {
 		AIM_COMMON_LONGOPTS,
 		{"preset", required_argument, 0, OPT_PRESET},
+		{"arch", required_argument, 0, OPT_ARCH},
 		{"dim", required_argument, 0, OPT_DIM},
 		{"depth", required_argument, 0, OPT_DEPTH},
 		{"heads", required_argument, 0, OPT_HEADS},
@@ -159,6 +164,11 @@ static void parse_options(train_opts *o, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "o:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PRESET: o->preset = optarg; break;
+		case OPT_ARCH:
+			if (strcmp(optarg, "aim-v1") && strcmp(optarg, "aimv2"))
+				aim_usage_error("--arch: expected aim-v1 or aimv2, not '%s'", optarg);
+			o->arch = optarg;
+			break;
 		case OPT_DIM: o->dim = (int)aim_opt_int("--dim", optarg, 4, 65536); break;
 		case OPT_DEPTH: o->depth = (int)aim_opt_int("--depth", optarg, 1, AIM_MAX_BLOCKS); break;
 		case OPT_HEADS: o->heads = (int)aim_opt_int("--heads", optarg, 1, 4096); break;
@@ -252,7 +262,23 @@ static void new_config(const train_opts *o, const aim_geometry *g, aim_config *c
 		*head_dim = o->head_dim;
 	if (!*head_dim)
 		*head_dim = c->dim;
-	c->mlp_hidden = (int)lround((o->mlp_ratio > 0 ? o->mlp_ratio : 4.0) * c->dim);
+	if (o->arch && !strcmp(o->arch, "aimv2")) {
+		c->norm = AIM_NORM_RMS;
+		c->mlp = AIM_MLP_SWIGLU;
+		c->pos = AIM_POS_LEARNED;
+		c->norm_eps = 1e-5f;
+	}
+	if (o->mlp_ratio > 0) {
+		c->mlp_hidden = (int)lround(o->mlp_ratio * c->dim);
+	} else if (c->mlp == AIM_MLP_SWIGLU) {
+		/* 8/3 of the width (SwiGLU's three matrices cost GELU's two of
+		 * 4x), rounded up to a multiple of 256 when the width is one —
+		 * the published AIMv2 widths 2816, 4096, 5632, 8192 — else of 8 */
+		int m = c->dim % 256 == 0 ? 256 : 8;
+		c->mlp_hidden = (8 * c->dim / 3 + m - 1) / m * m;
+	} else {
+		c->mlp_hidden = 4 * c->dim;
+	}
 	if (patch && (g->patch != patch || g->channels != channels ||
 		      g->rows * patch != img || g->cols * patch != img)) {
 		aim_error("the stream has %d-channel %dx%d patches on a %dx%d grid; preset %s takes "
@@ -421,6 +447,15 @@ static int head_shape_in(const aim_record *rec, int *blocks, int *dim)
 	}
 }
 
+/* --arch must name the family of the weights a run continues from. */
+static void check_arch(const train_opts *o, const aim_config *c, const char *what)
+{
+	if (o->arch && strcmp(o->arch, aim_config_family(c))) {
+		aim_error("%s: an %s trunk, not --arch %s", what, aim_config_family(c), o->arch);
+		fail();
+	}
+}
+
 /* The trunk, from the resumed checkpoint, --init, or new; and the head's
  * shape (st.head_*). Returns 1 when the head's weights come from --init
  * (left open in *initf). */
@@ -436,6 +471,7 @@ static int build_model(train_run *r, aim_stfile *initf)
 		}
 		if (aim_config_from_json(&r->cfg, cj, r->ckpath))
 			fail();
+		check_arch(o, &r->cfg, r->ckpath);
 		check_fit(&r->cfg, &r->g, r->ckpath);
 		if (aim_model_create(&r->model, &r->cfg, NULL) || aim_model_alloc_params(r->model) ||
 		    aim_ckpt_load_trunk(r->model, &r->ck.rec, r->ckpath))
@@ -451,6 +487,7 @@ static int build_model(train_run *r, aim_stfile *initf)
 		if (aim_model_load(&r->model, o->init, &lo) || aim_model_alloc_params(r->model))
 			fail();
 		r->cfg = r->model->cfg;
+		check_arch(o, &r->cfg, o->init);
 		check_fit(&r->cfg, &r->g, o->init);
 		aim_config shape;
 		new_config(&(train_opts){.preset = o->preset, .dim = r->cfg.dim,

@@ -17,6 +17,7 @@ int aim_trunk_features_init(aim_trunk_features *t, aim_model *m, const char *lay
 	if (n < 0)
 		return AIM_ERR;
 	t->nl = n;
+	t->post_norm = m->cfg.norm == AIM_NORM_RMS;
 	for (int i = 0; i < n; i++)
 		t->keep[t->layers[i]] = 1;
 	return AIM_OK;
@@ -105,6 +106,8 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 		}
 		if (t->nl > 1)
 			be->scale(t->dfeat, 1.0f / (float)t->nl, t->dfeat, per);
+		if (t->post_norm)
+			aim_model_post_norm(t->m, t->dfeat, t->dfeat, B * K);
 		be->download(t->feat, t->dfeat, per * sizeof(float));
 		*feat = t->feat;
 		*Bp = B;
@@ -120,6 +123,8 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 	}
 	if (t->nl > 1)
 		aim_scale(t->feat, 1.0f / (float)t->nl, t->feat, per);
+	if (t->post_norm)
+		aim_model_post_norm(t->m, t->feat, t->feat, B * K);
 	*feat = t->feat;
 	*Bp = B;
 	*Kp = K;

@@ -1,8 +1,10 @@
 /* Features of a frozen trunk computed on the fly from a patches record, for
  * the tools that take -m MODEL with a patches stream (aim-probe, aim-eval):
  * the average of the chosen blocks' outputs [B, K, D], as the published
- * AverageLayers hands them to the probe head (no post-trunk norm).
- * U8 patches are normalised with the record's aim.mean / aim.std. */
+ * AIM v1 AverageLayers hands them to the probe head (no post-trunk norm);
+ * for the AIMv2 family, the post-trunk RMSNorm of that average (with the
+ * default layers, the last block: what the published encoder returns and
+ * its probes read). U8 patches are normalised with the record's aim.mean / aim.std. */
 #ifndef AIM_TRUNK_FEATURES_H
 #define AIM_TRUNK_FEATURES_H
 
@@ -14,6 +16,7 @@
 typedef struct {
 	aim_model *m;
 	int layers[AIM_MAX_BLOCKS], nl;
+	int post_norm;            /* the family's: AIMv2 1, AIM v1 0 */
 	unsigned char keep[AIM_MAX_BLOCKS];
 	float *x, *feat;
 	size_t xcap, fcap;

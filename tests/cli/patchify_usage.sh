@@ -26,6 +26,10 @@ expect2 --jitter 0.4
 expect2 --log-augment x.tsv
 expect2 --shard 3/3
 expect2 --batch 0
+expect2 --preset aimv3-224
+grep -q "preset.*aimv3-224" "$T/err" || fail "--preset: message names the value"
+expect2 --preset aimv2-224 --channels 1
+expect2 --preset aimv2-336 --patch 15
 mkdir "$T/empty"
 "$BIN/aim-patchify" -o "$T/x.aimt" "$T/empty" 2>"$T/err"
 [ $? -eq 1 ] || fail "no images: want exit 1"

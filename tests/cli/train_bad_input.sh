@@ -2,7 +2,7 @@
 # Input aim-train cannot take is an error (exit 1, one line naming the
 # problem) before any step runs: patches that do not fit the preset or the
 # --init model, no images, a stream that is not of patches, a geometry
-# change mid-stream, nothing to resume.
+# change mid-stream, nothing to resume, an --arch the weights are not of.
 set -u
 $PYTHON -c 'import numpy' 2>/dev/null || { echo "no numpy for $PYTHON"; exit 77; }
 REF="$AIM_TOP/tests/ref/train_ref.py"
@@ -34,6 +34,18 @@ cat "$T/g44.aimt" "$T/g34.aimt" >"$T/mixed.aimt"
 [ $? -eq 1 ] && grep -q "geometry changed" "$T/err" || { echo "mixed geometry accepted"; cat "$T/err"; fails=$((fails + 1)); }
 "$BIN/aim-train" $C --steps 1 -o "$T/r7" "$T/m/step-00000001.safetensors" 2>"$T/err"
 [ $? -eq 1 ] && grep -q "patches" "$T/err" || { echo "a model file taken as patches"; cat "$T/err"; fails=$((fails + 1)); }
+expect "an aim-v1 trunk, not --arch aimv2" "$T/r9" "$BIN/aim-train" --arch aimv2 \
+	--init "$T/m/step-00000001.safetensors" -q -o "$T/r9" "$T/g44.aimt"
+"$BIN/aim-train" $C --arch aimv3 -o "$T/r10" "$T/g44.aimt" 2>"$T/err"
+[ $? -eq 2 ] && grep -q "arch.*aimv3" "$T/err" || { echo "--arch aimv3 accepted"; cat "$T/err"; fails=$((fails + 1)); }
+# an AIMv2 run resumes as one; its checkpoint is a model aim-extract loads
+"$BIN/aim-train" $C --arch aimv2 --steps 1 -o "$T/v2" "$T/g44.aimt" &&
+"$BIN/aim-train" $C --steps 2 --resume "$T/v2" "$T/g44.aimt" &&
+"$BIN/aim-extract" -q -m "$T/v2/step-00000002.safetensors" --norm "$T/g44.aimt" -o "$T/v2.aimt" ||
+	{ echo "aimv2 run, resume, extract failed"; fails=$((fails + 1)); }
+"$BIN/aim-train" $C --arch aim-v1 --steps 3 --resume "$T/v2" "$T/g44.aimt" 2>"$T/err"
+[ $? -eq 1 ] && grep -q "an aimv2 trunk, not --arch aim-v1" "$T/err" && [ ! -e "$T/v2/step-00000003.safetensors" ] ||
+	{ echo "--arch aim-v1 resumed an aimv2 run"; cat "$T/err"; fails=$((fails + 1)); }
 # --init from a run's checkpoint takes its trunk and pixel head and trains on
 "$BIN/aim-train" --init "$T/m/step-00000001.safetensors" --batch 4 --steps 2 --threads 1 -q \
 	-o "$T/r8" "$T/g44.aimt" || { echo "--init failed"; fails=$((fails + 1)); }

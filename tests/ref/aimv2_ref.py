@@ -200,7 +200,7 @@ def patches_and_ref(d, suffix, sd, cfg, rows, cols, batch, seed, u8):
         patches = images_to_patches(x, p)
         x = x.astype(np.float64)
     meta = {"aim.patch": str(p), "aim.grid": json.dumps([rows, cols]), "aim.channels": str(C),
-            "aim.mean": json.dumps(mean), "aim.std": json.dumps(std)}
+            "aim.mean": json.dumps(mean), "aim.std": json.dumps(std), "aim.classes": json.dumps(["a", "b"])}
     recs, i = [], 0
     for s in (2, 1, 3, 2):
         s = min(s, batch - i)

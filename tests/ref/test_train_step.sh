@@ -4,7 +4,8 @@
 # lengths. Loss, gradient norm, every gradient (through the AdamW first
 # moments), the second moments and the updated weights must agree to 1e-4
 # relative. Two configurations: grey square grid with micro-batches and
-# clipping; RGB non-square grid, raw-pixel loss, no clipping.
+# clipping; RGB non-square grid, raw-pixel loss, no clipping; an AIMv2
+# trunk (--arch aimv2: RMSNorm, SwiGLU, learned positions) on that grid.
 set -eu
 $PYTHON -c 'import torch' 2>/dev/null || { echo "no torch for $PYTHON"; exit 77; }
 REF="$AIM_TOP/tests/ref/train_ref.py"
@@ -25,3 +26,10 @@ B="--dim 24 --depth 3 --heads 3 --mlp-ratio 2 --head-blocks 1 --head-dim 20 --ba
 $PYTHON "$REF" check-step --data "$T/rgb.aimt" --before "$T/b0/step-00000000.safetensors" \
 	--after "$T/b1/step-00000001.safetensors" --log "$T/b1/log.csv" \
 	--batch 5 --heads 3 --seed 11 --lr 2e-3 --warmup 0 --no-norm-pix --clip 0 --wd 0.1
+
+C="--arch aimv2 --dim 24 --depth 2 --heads 2 --head-blocks 1 --head-dim 20 --batch 5 --lr 2e-3 --warmup 0 --seed 13 --threads 2 -q"
+"$BIN/aim-train" $C --steps 0 -o "$T/c0" "$T/rgb.aimt"
+"$BIN/aim-train" $C --steps 1 -o "$T/c1" "$T/rgb.aimt"
+$PYTHON "$REF" check-step --data "$T/rgb.aimt" --before "$T/c0/step-00000000.safetensors" \
+	--after "$T/c1/step-00000001.safetensors" --log "$T/c1/log.csv" \
+	--batch 5 --heads 2 --seed 13 --lr 2e-3 --warmup 0

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch reference for aim-train, written for the tests (independent of
-the C code): AIM v1 trunk with prefix-causal attention, the pixel head, the
-normalised-pixel loss, global-norm clipping and torch.optim.AdamW.
+the C code): AIM v1 trunk (or the AIMv2 one: RMSNorm, SwiGLU, a learned
+position table, told apart by the checkpoint's tensors) with prefix-causal
+attention, the pixel head, the normalised-pixel loss, global-norm clipping and torch.optim.AdamW.
 
   train_ref.py make-stream OUT --n N --grid R C --patch P --channels C [--seed S]
       an uncompressed patches stream of smooth synthetic U8 images
@@ -160,6 +161,15 @@ def layernorm(x, P, name, eps=1e-6):
     return torch.nn.functional.layer_norm(x, x.shape[-1:], P[name + ".weight"], P[name + ".bias"], eps)
 
 
+def trunk_norm(x, P, name):
+    """The trunk's norm: LayerNorm (AIM v1), or RMSNorm, weight only, eps 1e-5
+    (AIMv2: its norms have no bias)."""
+    if name + ".bias" in P:
+        return layernorm(x, P, name)
+    w = P[name + ".weight"]
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
+
+
 def linear(x, P, name):
     return torch.nn.functional.linear(x, P[name + ".weight"], P.get(name + ".bias"))
 
@@ -169,8 +179,8 @@ def forward(P, patches, prefix, heads, rows, cols, head_blocks):
     w = P["preprocessor.patchifier.proj.weight"]
     D = w.shape[0]
     x = patches @ w.reshape(D, -1).t() + P["preprocessor.patchifier.proj.bias"]
-    x = layernorm(x, P, "preprocessor.patchifier.norm")
-    x = x + sincos_2d(D, rows, cols)
+    x = trunk_norm(x, P, "preprocessor.patchifier.norm")
+    x = x + (P["preprocessor.pos_embed"][0] if "preprocessor.pos_embed" in P else sincos_2d(D, rows, cols))
     i = torch.arange(K)
     causal = i[None, :] <= i[:, None]
     mask = causal[None] | (i[None, None, :] < torch.tensor(prefix)[:, None, None])  # [B, K, K]
@@ -178,16 +188,20 @@ def forward(P, patches, prefix, heads, rows, cols, head_blocks):
     nblocks = len({k.split(".")[2] for k in P if k.startswith("trunk.blocks.")})
     for b in range(nblocks):
         pre = "trunk.blocks.%d." % b
-        h = layernorm(x, P, pre + "norm_1")
+        h = trunk_norm(x, P, pre + "norm_1")
         qkv = linear(h, P, pre + "attn.qkv").reshape(B, K, 3, heads, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
         s = s.masked_fill(~mask[:, None], float("-inf"))
         a = torch.softmax(s, dim=-1) @ v
         x = x + linear(a.transpose(1, 2).reshape(B, K, D), P, pre + "attn.proj")
-        h = layernorm(x, P, pre + "norm_2")
-        x = x + linear(torch.nn.functional.gelu(linear(h, P, pre + "mlp.fc1")), P, pre + "mlp.fc2")
-    x = layernorm(x, P, "trunk.post_trunk_norm")
+        h = trunk_norm(x, P, pre + "norm_2")
+        if pre + "mlp.fc3.weight" in P:  # AIMv2: SwiGLU
+            g = torch.nn.functional.silu(linear(h, P, pre + "mlp.fc1")) * linear(h, P, pre + "mlp.fc3")
+        else:
+            g = torch.nn.functional.gelu(linear(h, P, pre + "mlp.fc1"))
+        x = x + linear(g, P, pre + "mlp.fc2")
+    x = trunk_norm(x, P, "trunk.post_trunk_norm")
     # pixel head
     Wd = P["pixel_head.proj.weight"].shape[0]
     y = linear(x, P, "pixel_head.proj") + sincos_2d(Wd, rows, cols)
