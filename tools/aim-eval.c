@@ -484,9 +484,11 @@ static int pixel_loss(const eval_opts *o)
 	aim_info("holding %d images (%.1f MB) in memory", n, (double)n * (double)per * 4 / 1e6);
 	aim_trainer tr;
 	double loss;
-	if (aim_trainer_init(&tr, model, st.head_blocks, st.head_dim, &g, st.norm_pix, st.seed,
-			     o->batch) ||
-	    aim_pixel_head_from_record(&tr.head, &ck.rec, path))
+	/* the variant the checkpoint was trained as (order, attention, objective, head) */
+	if (aim_trainer_init_variant(&tr, model, &st.v, st.head_blocks, st.head_dim, &g,
+				     st.norm_pix, st.seed, o->batch) ||
+	    aim_pixel_head_from_record(&tr.head, &ck.rec, path) ||
+	    (tr.mtok && aim_ckpt_load_mask_token(tr.mtok, cfg.dim, &ck.rec, path)))
 		aim_die_status(AIM_ERR);
 	/* the state is on the host; the evaluation uploads it */
 	const aim_backend *be = aim_backend_select(o->device ? o->device : "cpu");

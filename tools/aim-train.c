@@ -45,8 +45,15 @@ static const char usage[] =
 	"                       objective either way)\n"
 	"  --dim N --depth N --heads N --mlp-ratio R\n"
 	"                       trunk shape by hand (override the preset)\n"
-	"  --head-blocks N      pixel-head MLP blocks (preset; default 2)\n"
+	"  --head-blocks N      pixel-head blocks (preset; default 2)\n"
 	"  --head-dim N         pixel-head width (preset; default the trunk width)\n"
+	"  --head KIND          pixel head: mlp (default), none (a linear map to pixels)\n"
+	"                       or transformer (causal pre-norm transformer blocks)\n"
+	"Objective (the paper's ablations; recorded in the checkpoint):\n"
+	"  --order ORDER        raster (default), spiral, checkerboard or random\n"
+	"  --attention A        prefix (default) or causal\n"
+	"  --objective O        autoregressive (default) or masked\n"
+	"  --mask-ratio R       masked: share of patches masked (default 0.75)\n"
 	"  --init MODEL         start from these weights (trunk; pixel head if present)\n"
 	"  --no-norm-pix        regress raw patches, not per-patch standardised ones\n"
 	"Optimisation:\n"
@@ -78,7 +85,8 @@ static const char usage[] =
 enum { OPT_PRESET = AIM_OPT_FIRST_TOOL, OPT_DIM, OPT_DEPTH, OPT_HEADS, OPT_MLP_RATIO,
        OPT_HEAD_BLOCKS, OPT_HEAD_DIM, OPT_INIT, OPT_NO_NORM_PIX, OPT_BATCH, OPT_ACCUM,
        OPT_STEPS, OPT_MINUTES, OPT_LR, OPT_WARMUP, OPT_MIN_LR, OPT_WD, OPT_CLIP, OPT_SEED,
-       OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY, OPT_DEVICE, OPT_PRECISION, OPT_ARCH };
+       OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY, OPT_DEVICE, OPT_PRECISION, OPT_ARCH,
+       OPT_HEAD, OPT_ORDER, OPT_ATTENTION, OPT_OBJECTIVE, OPT_MASK_RATIO };
 
 typedef struct {
 	const char *preset, *init, *rundir, *resume, *val, *device, *precision;
@@ -91,6 +99,8 @@ typedef struct {
 	int steps_given, batch_given, accum_given;
 	double minutes, lr, min_lr, wd, clip;
 	uint64_t seed;
+	aim_variant v;
+	int order_given, attention_given, objective_given, mask_ratio_given, head_given;
 	char **inputs;
 	int ninputs;
 } train_opts;
@@ -147,6 +157,11 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		{"save-every", required_argument, 0, OPT_SAVE_EVERY},
 		{"val", required_argument, 0, OPT_VAL},
 		{"val-every", required_argument, 0, OPT_VAL_EVERY},
+		{"head", required_argument, 0, OPT_HEAD},
+		{"order", required_argument, 0, OPT_ORDER},
+		{"attention", required_argument, 0, OPT_ATTENTION},
+		{"objective", required_argument, 0, OPT_OBJECTIVE},
+		{"mask-ratio", required_argument, 0, OPT_MASK_RATIO},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -160,7 +175,8 @@ static void parse_options(train_opts *o, int argc, char **argv)
 	o->wd = 0.05;
 	o->clip = 1.0;
 	o->head_blocks = -1;
-	int c;
+	o->v = aim_variant_default();
+	int c, k;
 	while ((c = getopt_long(argc, argv, "o:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PRESET: o->preset = optarg; break;
@@ -203,6 +219,36 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		case OPT_SAVE_EVERY: o->save_every = (long)aim_opt_int("--save-every", optarg, 0, 99999999); break;
 		case OPT_VAL: o->val = optarg; break;
 		case OPT_VAL_EVERY: o->val_every = (long)aim_opt_int("--val-every", optarg, 0, 99999999); break;
+		case OPT_HEAD:
+			if ((k = aim_head_parse(optarg)) < 0)
+				aim_usage_error("unknown --head '%s' (mlp, none, transformer)", optarg);
+			o->v.head = (aim_head_kind)k;
+			o->head_given = 1;
+			break;
+		case OPT_ORDER:
+			if ((k = aim_order_parse(optarg)) < 0)
+				aim_usage_error("unknown --order '%s' (raster, spiral, checkerboard, "
+						"random)", optarg);
+			o->v.order = (aim_order_kind)k;
+			o->order_given = 1;
+			break;
+		case OPT_ATTENTION:
+			if ((k = aim_attn_parse(optarg)) < 0)
+				aim_usage_error("unknown --attention '%s' (prefix, causal)", optarg);
+			o->v.attention = (aim_attn_kind)k;
+			o->attention_given = 1;
+			break;
+		case OPT_OBJECTIVE:
+			if ((k = aim_objective_parse(optarg)) < 0)
+				aim_usage_error("unknown --objective '%s' (autoregressive, masked)",
+						optarg);
+			o->v.objective = (aim_objective_kind)k;
+			o->objective_given = 1;
+			break;
+		case OPT_MASK_RATIO:
+			o->v.mask_ratio = aim_opt_float("--mask-ratio", optarg, 1e-6, 0.999999);
+			o->mask_ratio_given = 1;
+			break;
 		default: aim_common_option(c, optarg);
 		}
 	}
@@ -222,6 +268,14 @@ static void parse_options(train_opts *o, int argc, char **argv)
 			aim_usage_error("unknown --preset '%s' (fmnist, vit-s, aim-600M, aim-1B, "
 					"aim-3B, aim-7B)", o->preset);
 	}
+	if (o->v.objective == AIM_OBJ_MASKED && o->v.order != AIM_ORDER_RASTER)
+		aim_usage_error("--objective masked has no --order (its attention is bidirectional)");
+	if (o->v.objective == AIM_OBJ_MASKED && o->v.attention != AIM_ATTN_PREFIX)
+		aim_usage_error("--objective masked takes no --attention (it is bidirectional)");
+	if (o->mask_ratio_given && o->v.objective != AIM_OBJ_MASKED && !o->resume)
+		aim_usage_error("--mask-ratio needs --objective masked");
+	if (o->v.head == AIM_HEAD_NONE && (o->head_blocks >= 0 || o->head_dim))
+		aim_usage_error("--head none has no blocks or width (--head-blocks, --head-dim)");
 	o->inputs = argv + optind;
 	o->ninputs = argc - optind;
 }
@@ -260,8 +314,10 @@ static void new_config(const train_opts *o, const aim_geometry *g, aim_config *c
 		*head_blocks = o->head_blocks;
 	if (o->head_dim)
 		*head_dim = o->head_dim;
-	if (!*head_dim)
-		*head_dim = c->dim;
+	if (!*head_dim || o->v.head == AIM_HEAD_NONE)
+		*head_dim = c->dim; /* none: the head maps the trunk's width to pixels */
+	if (o->v.head == AIM_HEAD_NONE)
+		*head_blocks = 0;
 	if (o->arch && !strcmp(o->arch, "aimv2")) {
 		c->norm = AIM_NORM_RMS;
 		c->mlp = AIM_MLP_SWIGLU;
@@ -432,16 +488,20 @@ static void open_input(train_run *r)
 }
 
 /* Pixel-head shape of an aim-train checkpoint given to --init; 0 if the
- * file has no pixel head. */
-static int head_shape_in(const aim_record *rec, int *blocks, int *dim)
+ * file has no pixel head of this kind. */
+static int head_shape_in(const aim_record *rec, aim_head_kind kind, int *blocks, int *dim)
 {
 	const aim_tensor *pw = aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "proj.weight");
-	if (!pw || pw->ndim != 2)
+	const int is_tf = aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "blocks.0.norm_1.weight") != 0;
+	if (kind == AIM_HEAD_NONE) /* pred.weight [P, D] alone */
+		return !pw && aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "pred.weight");
+	if (!pw || pw->ndim != 2 || is_tf != (kind == AIM_HEAD_TRANSFORMER))
 		return 0;
 	*dim = (int)pw->shape[0];
 	char nm[96];
 	for (*blocks = 0;; (*blocks)++) {
-		snprintf(nm, sizeof nm, AIM_PIXEL_HEAD_PREFIX "blocks.%d.norm.weight", *blocks);
+		snprintf(nm, sizeof nm, AIM_PIXEL_HEAD_PREFIX "blocks.%d.%s", *blocks,
+			 is_tf ? "norm_1.weight" : "norm.weight");
 		if (!aim_record_find(rec, nm))
 			return 1;
 	}
@@ -492,10 +552,11 @@ static int build_model(train_run *r, aim_stfile *initf)
 		aim_config shape;
 		new_config(&(train_opts){.preset = o->preset, .dim = r->cfg.dim,
 					 .depth = r->cfg.depth, .heads = r->cfg.heads,
-					 .head_blocks = o->head_blocks, .head_dim = o->head_dim},
+					 .head_blocks = o->head_blocks, .head_dim = o->head_dim,
+					 .v = o->v},
 			   &r->g, &shape, &head_blocks, &head_dim);
 		if (aim_st_open(initf, o->init) == 0)
-			head_from_init = head_shape_in(&initf->rec, &head_blocks, &head_dim);
+			head_from_init = head_shape_in(&initf->rec, o->v.head, &head_blocks, &head_dim);
 		aim_error_clear();
 	} else {
 		new_config(o, &r->g, &r->cfg, &head_blocks, &head_dim);
@@ -528,7 +589,23 @@ static void settle_state(train_run *r)
 		st->total = o->steps;
 		st->warmup = o->warmup >= 0 ? o->warmup : (long)lround(0.025 * o->steps);
 		st->norm_pix = o->norm_pix;
+		st->v = o->v;
 	} else {
+		/* The variant is the run's: resumed as recorded. */
+		const aim_variant *v = &st->v;
+		const char *differs = o->order_given && o->v.order != v->order ? "--order"
+			: o->attention_given && o->v.attention != v->attention ? "--attention"
+			: o->objective_given && o->v.objective != v->objective ? "--objective"
+			: o->mask_ratio_given && o->v.mask_ratio != v->mask_ratio ? "--mask-ratio"
+			: o->head_given && o->v.head != v->head ? "--head" : NULL;
+		if (differs) {
+			aim_error("%s: the run was trained with order %s, %s attention, %s objective "
+				  "(mask ratio %g), %s head; %s cannot change on resuming", r->ckpath,
+				  aim_order_name(v->order), aim_attn_name(v->attention),
+				  aim_objective_name(v->objective), v->mask_ratio,
+				  aim_head_name(v->head), differs);
+			fail();
+		}
 		if (o->steps_given && o->steps != st->total) {
 			aim_info("schedule extended from %ld to %ld steps", st->total, o->steps);
 			st->total = o->steps;
@@ -572,8 +649,8 @@ static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 {
 	aim_train_state *st = &r->st;
 	aim_trainer *tr = &r->tr;
-	if (aim_trainer_init(tr, r->model, st->head_blocks, st->head_dim, &r->g, st->norm_pix,
-			     st->seed, st->batch / st->accum))
+	if (aim_trainer_init_variant(tr, r->model, &st->v, st->head_blocks, st->head_dim, &r->g,
+				     st->norm_pix, st->seed, st->batch / st->accum))
 		fail();
 	tr->optim.beta1 = st->beta1;
 	tr->optim.beta2 = st->beta2;
@@ -581,17 +658,23 @@ static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 	tr->optim.weight_decay = st->weight_decay;
 	if (r->resuming) {
 		if (aim_pixel_head_from_record(&tr->head, &r->ck.rec, r->ckpath) ||
+		    (tr->mtok && aim_ckpt_load_mask_token(tr->mtok, r->cfg.dim, &r->ck.rec,
+							  r->ckpath)) ||
 		    aim_ckpt_load_moments(&tr->optim, &r->ck.rec, r->ckpath))
 			fail();
 		aim_st_close(&r->ck);
 	} else if (head_from_init) {
 		if (aim_pixel_head_from_record(&tr->head, &initf->rec, r->o.init))
 			fail();
+		if (tr->mtok && aim_ckpt_load_mask_token(tr->mtok, r->cfg.dim, &initf->rec, r->o.init))
+			aim_trainer_init_mask_token(tr); /* a trunk without one: a new token */
+		aim_error_clear();
 	} else {
 		aim_rng rng;
 		aim_rng_init(&rng, st->seed, AIM_RNG_INIT);
 		rng.next = 1u << 30; /* apart from the trunk's draws */
 		aim_pixel_head_init_random(&tr->head, &rng);
+		aim_trainer_init_mask_token(tr);
 	}
 	if (initf->map)
 		aim_st_close(initf);
@@ -626,7 +709,7 @@ static void save_outputs(train_run *r)
 {
 	char path[4096];
 	aim_trainer_sync_host(&r->tr); /* the device's state into model, head, moments */
-	if (aim_ckpt_save(r->o.rundir, r->model, &r->tr.head, &r->tr.optim, &r->st))
+	if (aim_ckpt_save(r->o.rundir, r->model, &r->tr.head, &r->tr.optim, &r->st, r->tr.mtok))
 		fail();
 	snprintf(path, sizeof path, "%s/loss.png", r->o.rundir);
 	if (aim_trainlog_plot(&r->log, path))
@@ -701,6 +784,16 @@ int main(int argc, char **argv)
 		 r->resuming ? r->ckpath : "new run", r->cfg.dim, r->cfg.depth, r->cfg.heads,
 		 st->head_blocks, st->head_dim, g->channels, g->patch, g->patch, g->rows, g->cols,
 		 r->tr.optim.total, r->world, r->world == 1 ? "" : "es", st->batch);
+	const aim_variant dv = aim_variant_default(), *v = &st->v;
+	if (v->order != dv.order || v->attention != dv.attention || v->objective != dv.objective ||
+	    v->head != dv.head) {
+		if (v->objective == AIM_OBJ_MASKED)
+			aim_info("masked objective (%g of the patches), %s head", v->mask_ratio,
+				 aim_head_name(v->head));
+		else
+			aim_info("%s order, %s attention, %s head", aim_order_name(v->order),
+				 aim_attn_name(v->attention), aim_head_name(v->head));
+	}
 
 	const size_t per = (size_t)g->K * g->P;
 	aim_prefetch input; /* the next batch is read while a step computes */

@@ -216,7 +216,14 @@ struct aim_model_state {
 	size_t cap_N;             /* tokens the arena was sized for */
 	int cap_train;
 	int pos_rows, pos_cols;
-	float *pos;               /* [K, D] host or backend memory */
+	int *pos_order;           /* [K] the order pos was built in (NULL: raster) */
+	float *pos;               /* [K, D] host or backend memory, in sequence order */
+	/* masked tokens of the last forward */
+	int *masked_rows, *zero_idx; /* [nmasked] rows; [cap_masked] zeros (host) */
+	long nmasked, cap_masked;
+	const float *mask_token;
+	float *mask_token_grad;
+	float *tokbuf;            /* [cap_masked, D] backend memory */
 	const float *patches;
 	aim_mask_kind mask;
 	int *prefix;              /* [B] copy */
@@ -365,26 +372,56 @@ static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const uns
 }
 
 /* The position table of a rows × cols grid: the sin-cos one (built once
- * per grid), or the learned parameter, which exists for the training grid
- * only. */
-static int ensure_pos(aim_model *m, int rows, int cols)
+ * per grid and order: token t gets the row of its place order[t], the
+ * table as it is for raster), or the learned parameter, which exists for
+ * the training grid only, in raster order. */
+static int ensure_pos(aim_model *m, int rows, int cols, const int *order)
 {
 	struct aim_model_state *s = m->st;
 	const aim_config *c = &m->cfg;
+	const int K = rows * cols, D = c->dim;
 	if (c->pos == AIM_POS_LEARNED) {
 		if (rows != c->grid_rows || cols != c->grid_cols)
 			return aim_error("the model's learned position table is for a %dx%d grid of "
 					 "patches (%dx%d px); got %dx%d", c->grid_rows, c->grid_cols,
 					 c->grid_rows * c->patch, c->grid_cols * c->patch, rows, cols);
+		for (int t = 0; order && t < K; t++)
+			if (order[t] != t)
+				return aim_error("an order other than raster needs sin-cos positions "
+						 "(this model has a learned table)");
 		return AIM_OK;
 	}
-	if (s->pos && s->pos_rows == rows && s->pos_cols == cols)
+	if (s->pos && s->pos_rows == rows && s->pos_cols == cols &&
+	    (order ? s->pos_order && !memcmp(s->pos_order, order, sizeof(int) * K) : !s->pos_order))
 		return AIM_OK;
-	size_t n = (size_t)rows * cols * c->dim;
+	size_t n = (size_t)K * D;
 	float *host = malloc(n * sizeof(float));
 	if (!host)
 		return aim_error("out of memory");
-	aim_sincos_pos_2d(host, rows, cols, c->dim);
+	aim_sincos_pos_2d(host, rows, cols, D);
+	free(s->pos_order);
+	s->pos_order = NULL;
+	if (order) {
+		float *seq = malloc(n * sizeof(float));
+		s->pos_order = malloc(sizeof(int) * K);
+		if (!seq || !s->pos_order) {
+			free(seq);
+			free(host);
+			return aim_error("out of memory");
+		}
+		for (int t = 0; t < K; t++) {
+			if (order[t] < 0 || order[t] >= K) {
+				free(seq);
+				free(host);
+				return aim_error("internal: order[%d] = %d is not a place of %d", t,
+						 order[t], K);
+			}
+			memcpy(seq + (size_t)t * D, host + (size_t)order[t] * D, sizeof(float) * D);
+		}
+		memcpy(s->pos_order, order, sizeof(int) * K);
+		free(host);
+		host = seq;
+	}
 	if (s->pos)
 		m->be->free(s->pos);
 	s->pos = m->be->alloc(n * sizeof(float));
@@ -466,6 +503,62 @@ static void block_linear_bwd(aim_model *m, int l, block_lin which, float *dx, co
 	m->be->linear_bwd(dx, dw, db, dy, x, w, N, in, out);
 }
 
+/* The masked rows of a forward, kept (host) for its backward, and scratch
+ * for one D-row per masked token. */
+static int keep_masked(aim_model *m, const aim_forward_opts *o, size_t N)
+{
+	struct aim_model_state *s = m->st;
+	s->nmasked = o->mask_token ? o->nmasked : 0;
+	s->mask_token = o->mask_token;
+	s->mask_token_grad = o->train ? o->mask_token_grad : NULL;
+	if (!s->nmasked)
+		return AIM_OK;
+	if (s->nmasked > s->cap_masked) {
+		free(s->masked_rows);
+		free(s->zero_idx);
+		if (s->tokbuf)
+			m->be->free(s->tokbuf);
+		s->cap_masked = s->nmasked;
+		s->masked_rows = malloc(sizeof(int) * s->nmasked);
+		s->zero_idx = calloc(s->nmasked, sizeof(int));
+		s->tokbuf = m->be->alloc(sizeof(float) * s->nmasked * m->cfg.dim);
+		if (!s->masked_rows || !s->zero_idx || !s->tokbuf) {
+			s->cap_masked = s->nmasked = 0;
+			return aim_error("out of memory for %ld masked tokens", o->nmasked);
+		}
+	}
+	for (long i = 0; i < s->nmasked; i++) {
+		if (o->masked_rows[i] < 0 || (size_t)o->masked_rows[i] >= N)
+			return aim_error("internal: masked row %d outside %zu tokens",
+					 o->masked_rows[i], N);
+		s->masked_rows[i] = o->masked_rows[i];
+	}
+	return AIM_OK;
+}
+
+/* x's masked rows ← the mask token: copies of it (a gather of its one
+ * row), scattered onto those rows. */
+static void put_mask_tokens(const aim_model *m, float *x)
+{
+	struct aim_model_state *s = m->st;
+	m->be->gather_rows(s->tokbuf, s->mask_token, s->zero_idx, s->nmasked, m->cfg.dim);
+	m->be->scatter_rows(x, s->tokbuf, s->masked_rows, s->nmasked, m->cfg.dim);
+}
+
+/* Its backward: the masked rows' gradient summed into the token's, and
+ * none of it reaches the patch embedding those rows no longer carry. */
+static void put_mask_tokens_bwd(aim_model *m, float *dx)
+{
+	struct aim_model_state *s = m->st;
+	const int D = m->cfg.dim;
+	m->be->gather_rows(s->tokbuf, dx, s->masked_rows, s->nmasked, D);
+	if (s->mask_token_grad)
+		m->be->linear_bwd(NULL, NULL, s->mask_token_grad, s->tokbuf, NULL, NULL,
+				  (int)s->nmasked, 1, D);
+	m->be->zero(s->tokbuf, sizeof(float) * s->nmasked * D);
+	m->be->scatter_rows(dx, s->tokbuf, s->masked_rows, s->nmasked, D);
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 /* Where one block reads and writes. Inference updates x in place
@@ -517,6 +610,8 @@ static void embed_fwd(const aim_model *m, float *x, float *y, float *mean, float
 	int N = nb * K, P = c->channels * c->patch * c->patch;
 	m->be->patch_embed_fwd(y, patches, m->p.patch_w, m->p.patch_b, N, P, c->dim);
 	norm_fwd(m, x, mean, rstd, y, m->p.patch_ln_w, m->p.patch_ln_b, N);
+	if (m->st->nmasked) /* inference: one group holds the whole batch then */
+		put_mask_tokens(m, x);
 	m->be->add_rows(x, pos_table(m), nb, (size_t)K * c->dim);
 }
 
@@ -601,7 +696,8 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 				return aim_error("no block output requested");
 		}
 	}
-	if (ensure_pos(m, rows, cols) < 0 || alloc_acts(m, N, B, K, o->train, keep) < 0)
+	if (ensure_pos(m, rows, cols, o->order) < 0 || alloc_acts(m, N, B, K, o->train, keep) < 0 ||
+	    keep_masked(m, o, N) < 0)
 		return AIM_ERR;
 	s->B = B; s->rows = rows; s->cols = cols; s->K = K; s->N = N;
 	s->train = o->train; s->mask = o->mask; s->patches = patches;
@@ -628,7 +724,7 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 		 * inside themselves. */
 		struct infer_job job = {m, patches, K, last, o->mask, prefix, o->post_norm, 1};
 		int nt = be->max_threads ? be->max_threads() : 1;
-		if (be->parallel_groups && nt > 1 && B > 1) {
+		if (be->parallel_groups && nt > 1 && B > 1 && !s->nmasked) {
 			int per = (B + nt - 1) / nt, want = (512 + K - 1) / K;
 			job.group = per < want ? per : want;
 			be->parallel_groups(infer_group, &job, (B + job.group - 1) / job.group);
@@ -758,6 +854,9 @@ int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed)
 	if (c->pos == AIM_POS_LEARNED)
 		for (int b = 0; b < B; b++)
 			be->axpy(m->g.pos_embed, 1.0f, dres + (size_t)b * K * D, (size_t)K * D);
+	/* masked rows carry the mask token instead of their patch */
+	if (s->nmasked)
+		put_mask_tokens_bwd(m, dres);
 	be->zero(s->dtmp, ND * sizeof(float));
 	norm_bwd(m, s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, dres, s->patch_out, m->p.patch_ln_w,
 		 s->pmean, s->prstd, N);
@@ -786,6 +885,11 @@ void aim_model_free(aim_model *m)
 			m->be->free(m->acts);
 		if (s->pos)
 			m->be->free(s->pos);
+		if (s->tokbuf)
+			m->be->free(s->tokbuf);
+		free(s->pos_order);
+		free(s->masked_rows);
+		free(s->zero_idx);
 		free(s->prefix);
 		free(s->kept);
 		free(s->out);

@@ -4,6 +4,8 @@
  * reached through the backend table (backend.h).
  *
  *   x₀      = N_patch(patches · W_pᵀ + b_p) + pos
+ *             (a masked token: mask_token + pos; a permuted sequence: each
+ *              token with the position of its place, aim_forward_opts)
  *   x'      = xₗ + proj(attn(qkv(N₁(xₗ))))          (qkv bias if the file has one)
  *   xₗ₊₁    = x' + fc2(MLP(N₂(x')))                 (biases where the file has them)
  *   normed  = N_post(x_depth)
@@ -131,6 +133,18 @@ typedef struct {
 				      keep (NULL: the last block only); blocks after
 				      the last kept one are not run */
 	int post_norm;             /* also compute the post-trunk norm (runs every block) */
+	/* The sequence's order (host, [rows·cols]): token t of every sample is
+	 * the patch of grid place order[t] (raster index) and gets that place's
+	 * sin-cos row. NULL: raster, token t at place t. */
+	const int *order;
+	/* Masked tokens: rows b·K + t (host, [nmasked]) whose embedding
+	 * LN_patch(patch·W_pᵀ + b_p) is replaced by mask_token [D] (backend
+	 * memory) before the position is added. In training, backward adds
+	 * dL/dmask_token into mask_token_grad [D]. */
+	const int *masked_rows;
+	long nmasked;
+	const float *mask_token;
+	float *mask_token_grad;
 } aim_forward_opts;
 
 typedef struct aim_model aim_model;

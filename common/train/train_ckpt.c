@@ -21,10 +21,15 @@ char *aim_train_state_json(const aim_train_state *s)
 		     "\"batch\": %d, \"accum\": %d, \"world\": %d, "
 		     "\"lr\": %.17g, \"min_lr\": %.17g, \"warmup\": %ld, \"total_steps\": %ld, "
 		     "\"weight_decay\": %.17g, \"clip\": %.17g, \"beta1\": %.17g, \"beta2\": %.17g, "
-		     "\"eps\": %.17g, \"norm_pix\": %s, \"head_blocks\": %d, \"head_dim\": %d}",
+		     "\"eps\": %.17g, \"norm_pix\": %s, \"head_blocks\": %d, \"head_dim\": %d, "
+		     "\"order\": \"%s\", \"attention\": \"%s\", \"objective\": \"%s\", "
+		     "\"mask_ratio\": %.17g, \"head\": \"%s\"}",
 		     s->step, s->samples, s->seed, s->batch, s->accum, s->world, s->lr, s->min_lr,
 		     s->warmup, s->total, s->weight_decay, s->clip, s->beta1, s->beta2, s->eps,
-		     s->norm_pix ? "true" : "false", s->head_blocks, s->head_dim) < 0)
+		     s->norm_pix ? "true" : "false", s->head_blocks, s->head_dim,
+		     aim_order_name(s->v.order), aim_attn_name(s->v.attention),
+		     aim_objective_name(s->v.objective), s->v.mask_ratio,
+		     aim_head_name(s->v.head)) < 0)
 		return NULL;
 	return out;
 }
@@ -80,15 +85,48 @@ int aim_train_state_parse(aim_train_state *s, const char *text, const char *what
 	s->head_dim = (int)hd;
 	s->seed = strtoull(json_string_value(seed), NULL, 10);
 	s->norm_pix = json_is_true(np);
+	/* The variant: absent in checkpoints from before the options. */
+	s->v = aim_variant_default();
+	static const char *vkeys[] = {"order", "attention", "objective", "head"};
+	int (*const parse[])(const char *) = {aim_order_parse, aim_attn_parse,
+					      aim_objective_parse, aim_head_parse};
+	int val[4] = {0, 0, 0, 0};
+	for (int i = 0; i < 4; i++) {
+		json_t *x = json_object_get(o, vkeys[i]);
+		if (!x)
+			continue;
+		if (!json_is_string(x) || (val[i] = parse[i](json_string_value(x))) < 0) {
+			json_decref(o);
+			return aim_error("%s: aim.train has an unknown %s", what, vkeys[i]);
+		}
+	}
+	s->v.order = (aim_order_kind)val[0];
+	s->v.attention = (aim_attn_kind)val[1];
+	s->v.objective = (aim_objective_kind)val[2];
+	s->v.head = (aim_head_kind)val[3];
+	json_t *mr = json_object_get(o, "mask_ratio");
+	if (json_is_number(mr))
+		s->v.mask_ratio = json_number_value(mr);
 	json_decref(o);
 	if (s->step < 0 || s->batch <= 0 || s->accum <= 0 || s->world <= 0 || s->head_dim <= 0 ||
-	    s->head_blocks < 0)
+	    s->head_blocks < 0 || !(s->v.mask_ratio > 0 && s->v.mask_ratio < 1))
 		return aim_error("%s: aim.train has out-of-range values", what);
 	return 0;
 }
 
+int aim_ckpt_load_mask_token(float *token, int dim, const aim_record *r, const char *what)
+{
+	const aim_tensor *t = aim_record_find(r, "mask_token");
+	if (!t)
+		return aim_error("%s: tensor mask_token is missing (a masked-objective run)", what);
+	if (t->ndim != 1 || t->shape[0] != dim)
+		return aim_error("%s: tensor mask_token is not [%d]", what, dim);
+	aim_to_f32(token, t);
+	return 0;
+}
+
 int aim_ckpt_save(const char *rundir, const aim_model *m, aim_pixel_head *h,
-		  const aim_optim *o, const aim_train_state *s)
+		  const aim_optim *o, const aim_train_state *s, float *mask_token)
 {
 	aim_record r;
 	aim_record_init(&r);
@@ -100,6 +138,9 @@ int aim_ckpt_save(const char *rundir, const aim_model *m, aim_pixel_head *h,
 			goto out;
 	}
 	if (aim_pixel_head_to_record(h, &r))
+		goto out;
+	if (mask_token &&
+	    !aim_record_add_ref(&r, "mask_token", AIM_F32, 1, (int64_t[]){m->cfg.dim}, mask_token))
 		goto out;
 	for (int i = 0; i < o->n; i++) {
 		const aim_trainable *t = &o->t[i];

@@ -3,7 +3,8 @@
  * One safetensors file holds everything a run needs to continue exactly:
  *   - the trunk under its published names, with metadata aim.config, so
  *     aim-extract loads the file as it is;
- *   - the pixel head under "pixel_head." (train_head.h);
+ *   - the pixel head under "pixel_head." (train_head.h), and the masked
+ *     objective's mask token as "mask_token" [D];
  *   - the AdamW moments under "optim.m.<name>" and "optim.v.<name>" for
  *     every trainable tensor <name>;
  *   - metadata "aim.train" (JSON: step, samples consumed, seed, schedule,
@@ -22,6 +23,7 @@
 #include "record.h"
 #include "train_head.h"
 #include "train_optim.h"
+#include "train_variant.h"
 
 #define AIM_OPTIM_M_PREFIX "optim.m."
 #define AIM_OPTIM_V_PREFIX "optim.v."
@@ -35,15 +37,20 @@ typedef struct {
 	long warmup, total;   /* schedule */
 	int norm_pix;
 	int head_blocks, head_dim;
+	aim_variant v;        /* order, attention, objective, head (train_variant.h);
+				 a checkpoint without them has the defaults */
 } aim_train_state;
 
 /* "aim.train" JSON of a state (malloc'd) and back. */
 char *aim_train_state_json(const aim_train_state *s);
 int aim_train_state_parse(aim_train_state *s, const char *json, const char *what);
 
-/* Write RUNDIR/step-NNNNNNNN.safetensors atomically. */
+/* Write RUNDIR/step-NNNNNNNN.safetensors atomically; mask_token [dim] or
+ * NULL. */
 int aim_ckpt_save(const char *rundir, const aim_model *m, aim_pixel_head *h,
-		  const aim_optim *o, const aim_train_state *s);
+		  const aim_optim *o, const aim_train_state *s, float *mask_token);
+/* The mask token of a checkpoint into token [dim]. */
+int aim_ckpt_load_mask_token(float *token, int dim, const aim_record *r, const char *what);
 /* Newest checkpoint of RUNDIR: 1 and its path, 0 if none, AIM_ERR. */
 int aim_ckpt_latest(const char *rundir, char *path, size_t n);
 

@@ -14,13 +14,28 @@
  *   pixel_head.blocks.{i}.mlp.fc1.weight [4W, W],
  *   pixel_head.blocks.{i}.mlp.fc2.weight [W, 4W],
  *   pixel_head.norm.weight [W], pixel_head.norm.bias [W],
- *   pixel_head.pred.weight [P, W], pixel_head.pred.bias [P]. */
+ *   pixel_head.pred.weight [P, W], pixel_head.pred.bias [P].
+ *
+ * Two more kinds for the paper's head ablation (train_variant.h):
+ *   none         pred = h · W_predᵀ + b_pred, a linear map to pixels
+ *                (pixel_head.pred.weight [P, D], pixel_head.pred.bias [P]
+ *                only; no positions);
+ *   transformer  the MLP head's blocks become pre-norm transformer blocks,
+ *                x' = x + proj(attn(qkv(LN₁(x)))), x_i+1 = x' +
+ *                fc2(GELU(fc1(LN₂(x')))), no biases, as many attention
+ *                heads as the trunk, causal attention over the sequence
+ *                (bidirectional under the masked objective); tensors
+ *                pixel_head.blocks.{i}.norm_1.{weight,bias},
+ *                .attn.qkv.weight [3W, W], .attn.proj.weight [W, W],
+ *                .norm_2.{weight,bias}, .mlp.fc1.weight, .mlp.fc2.weight.
+ *                It sees whole sequences: its rows are whole images. */
 #ifndef AIM_TRAIN_HEAD_H
 #define AIM_TRAIN_HEAD_H
 
 #include "backend.h"
 #include "record.h"
 #include "train_rng.h"
+#include "train_variant.h"
 
 #define AIM_PIXEL_HEAD_PREFIX "pixel_head."
 #define AIM_PIXEL_HEAD_MAX_TENSORS 512
@@ -43,11 +58,16 @@ typedef struct {
 	float *act;     /* [N, M, 4W] GELU outputs */
 	float *xn;      /* [M, W] final norm output */
 	float *posrows; /* [M, W] position-table rows of the rows */
+	/* transformer blocks: [N, M, ·] each, lse [N, M·heads] */
+	float *ln2, *stats2, *qkv, *att, *lse, *mid;
 	/* Backward scratch. */
-	float *dx, *dln, *dact, *dpre;
+	float *dx, *dln, *dact, *dpre, *dmid, *dqkv;
 } aim_head_acts;
 
 typedef struct {
+	aim_head_kind kind;
+	int heads;    /* transformer: attention heads */
+	int causal;   /* transformer: causal (1) or bidirectional (0) attention */
 	int in_dim;   /* D, the trunk width */
 	int width;    /* W */
 	int blocks;   /* N */
@@ -70,6 +90,9 @@ typedef struct {
  * load. */
 int aim_pixel_head_new(aim_pixel_head *h, int in_dim, int width, int blocks, int out_dim,
 		       int rows, int cols);
+/* A head of any kind; heads and causal matter to the transformer only. */
+int aim_pixel_head_new_kind(aim_pixel_head *h, aim_head_kind kind, int in_dim, int width,
+			    int blocks, int heads, int causal, int out_dim, int rows, int cols);
 void aim_pixel_head_free(aim_pixel_head *h);
 
 /* Initialise as the recipe does: Xavier-uniform linear weights, zero

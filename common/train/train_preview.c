@@ -39,36 +39,40 @@ int aim_preview_write(const char *path, aim_trainer *t, const float *x, int n, l
 	float *tmp = malloc(sizeof(float) * (size_t)n * K * P);
 	float *v = malloc(sizeof(float) * P);
 	uint8_t *img = malloc((size_t)H * W * g->channels);
+	unsigned char *given = malloc((size_t)n * K);
 	aim_canvas cv = {0};
 	int rc = AIM_ERR;
-	if (!pred || !stats || !tmp || !v || !img) {
+	if (!pred || !stats || !tmp || !v || !img || !given) {
 		aim_error("out of memory");
 		goto out;
 	}
-	if (aim_trainer_predict(t, x, n, S, pred))
+	if (aim_trainer_predict(t, x, n, S, pred, given))
 		goto out;
+	int shown = 0;
+	for (int k = 0; k < K; k++)
+		shown += given[k];
 	aim_pixloss_targets(tmp, x, (long)n * K, P, 1, stats);
 	if (aim_canvas_init(&cv, pad + 3 * (cw + pad), top + n * (ch + pad),
 			    (aim_rgb){255, 255, 255}))
 		goto out;
 	char title[128];
-	snprintf(title, sizeof title, "step %ld: original | prefix (%d of %d) | predicted", step,
-		 S, K);
+	snprintf(title, sizeof title, "step %ld: original | %s (%d of %d) | predicted", step,
+		 t->v.objective == AIM_OBJ_MASKED ? "visible" : "prefix", shown, K);
 	aim_draw_text(&cv, pad, 8, 1, (aim_rgb){0, 0, 0}, title);
 	for (int i = 0; i < n; i++) {
 		const float *xi = x + (size_t)i * K * P;
 		for (int panel = 0; panel < 3; panel++) {
-			for (int k = 0; k < K; k++) {
+			for (int k = 0; k < K; k++) { /* grid place k */
 				const float *src = xi + (size_t)k * P;
-				if (panel == 2 && k >= S) {
-					/* position k-1 predicts patch k */
-					const float *pr = pred + ((size_t)i * K + k - 1) * P;
+				const int hidden = !given[(size_t)i * K + k];
+				if (panel == 2 && hidden) {
+					const float *pr = pred + ((size_t)i * K + k) * P;
 					const float *st = stats + ((size_t)i * K + k) * 2;
 					for (int j = 0; j < P; j++)
 						v[j] = t->norm_pix ? pr[j] * st[1] + st[0] : pr[j];
 					src = v;
 				}
-				paint_patch(img, g, k, src, panel == 1 && k >= S);
+				paint_patch(img, g, k, src, panel == 1 && hidden);
 			}
 			aim_blit(&cv, pad + panel * (cw + pad), top + i * (ch + pad), img, W, H,
 				 g->channels, scale);
@@ -82,5 +86,6 @@ out:
 	free(tmp);
 	free(v);
 	free(img);
+	free(given);
 	return rc;
 }

@@ -17,6 +17,9 @@ enum aim_rng_stream {
 	AIM_RNG_PREFIX = 1, /* prefix length of training sample g */
 	AIM_RNG_INIT = 2,   /* initial weights */
 	AIM_RNG_VAL = 3,    /* prefix length of validation sample g */
+	AIM_RNG_ORDER = 4,  /* the fixed random order (train_variant.h) */
+	AIM_RNG_MASK = 5,   /* masked places of training sample g */
+	AIM_RNG_VAL_MASK = 6, /* masked places of validation sample g */
 };
 
 /* SplitMix64 finaliser: a bijective 64-bit mix. */

@@ -1,7 +1,11 @@
 /* One pretraining step of trunk + pixel head, across micro-batches and
- * processes:
+ * processes, for any variant of train_variant.h:
  *
- *   1. draw each image's prefix length from its global sample index;
+ *   0. with an order other than raster, permute each image's patches into
+ *      the order (the targets are the permuted patches: step t predicts
+ *      step t+1);
+ *   1. draw each image's prefix length (prefix attention) or masked places
+ *      (masked objective) from its global sample index;
  *   2. count the predicted patches of the whole global batch (all-reduce),
  *      which is the loss's denominator on every rank and micro-batch;
  *   3. per micro-batch: trunk forward with the prefix-causal mask, pixel
@@ -19,6 +23,9 @@
 #include "train_data.h"
 #include "train_head.h"
 #include "train_optim.h"
+#include "train_variant.h"
+
+#define AIM_MASK_TOKEN_NAME "mask_token"
 
 typedef struct {
 	aim_model *model;
@@ -28,6 +35,15 @@ typedef struct {
 	int norm_pix;
 	uint64_t seed;
 	int micro;          /* images per micro-batch */
+	aim_variant v;
+	int *order;         /* [K] grid place of each step; NULL for raster */
+	float *xperm;       /* host [micro, K, P]: a micro-batch in the order */
+	/* masked objective: the learned mask token [D] and its gradient
+	 * (host; dmtok, dmtok_g on a device), and per-micro-batch scratch */
+	float *mtok, *mtok_g, *dmtok, *dmtok_g;
+	int *mrows, *trows, *mscratch;
+	unsigned char *mflags;
+	float *pred_all, *dpred_all; /* transformer head: every row's prediction */
 	/* Scratch for one micro-batch: only the rows that predict a patch
 	 * outside the prefix (about half) go through the head. */
 	float *target, *pred, *dpred, *hin, *dhin, *dnormed;
@@ -62,6 +78,17 @@ typedef struct {
  * allocate scratch for micro-batches of `micro` images. */
 int aim_trainer_init(aim_trainer *t, aim_model *model, int head_blocks, int head_dim,
 		     const aim_geometry *g, int norm_pix, uint64_t seed, int micro);
+/* The same for a variant (aim_trainer_init: aim_variant_default()). The
+ * mask token, when the objective has one, is registered after the head as
+ * "mask_token" (no weight decay) and starts at
+ * aim_trainer_init_mask_token's values, or zero. */
+int aim_trainer_init_variant(aim_trainer *t, aim_model *model, const aim_variant *v,
+			     int head_blocks, int head_dim, const aim_geometry *g, int norm_pix,
+			     uint64_t seed, int micro);
+/* The mask token's initial values: N(0, 0.02²) by Box–Muller from stream
+ * AIM_RNG_INIT of the seed, words from 2³¹ on (apart from every other
+ * draw), as MAE initialises its mask token. */
+void aim_trainer_init_mask_token(aim_trainer *t);
 void aim_trainer_free(aim_trainer *t);
 
 /* Run the steps on backend be (from aim_backend_select) instead of the
@@ -85,8 +112,12 @@ void aim_trainer_update(aim_trainer *t, double lr, double clip, long step, doubl
  * seed, keyed by the image's position in the set); no gradients. */
 int aim_trainer_eval(aim_trainer *t, const float *x, int n, double *loss);
 
-/* Next-patch predictions for n images at prefix length S: pred [n, K, P]
- * (position k predicts patch k+1, in the loss's target space). */
-int aim_trainer_predict(aim_trainer *t, const float *x, int n, int S, float *pred);
+/* Predictions for n images x [n, K, P] (raster places), at prefix length S
+ * (the masked objective: the validation masks), laid out by place:
+ * pred [n, K, P] holds at place q the prediction of the patch at q, in the
+ * loss's target space; given [n·K] is 1 at the places the model was given
+ * (the prefix, or the unmasked places), where pred is zero. */
+int aim_trainer_predict(aim_trainer *t, const float *x, int n, int S, float *pred,
+			unsigned char *given);
 
 #endif

@@ -137,8 +137,11 @@ int main(int argc, char **argv)
 	float a = (float)vg, b = (float)vc;
 	expect("evaluation loss", &a, &b, 1, 1e-5);
 	float *pc = xmalloc(sizeof(float) * B * g.K * g.P), *pg = xmalloc(sizeof(float) * B * g.K * g.P);
-	if (aim_trainer_predict(&tc, x, B, 20, pc) || aim_trainer_predict(&tg, x, B, 20, pg))
+	unsigned char *given = xmalloc((size_t)B * g.K);
+	if (aim_trainer_predict(&tc, x, B, 20, pc, given) ||
+	    aim_trainer_predict(&tg, x, B, 20, pg, given))
 		die("aim_trainer_predict");
+	free(given);
 	expect("predictions", pg, pc, (size_t)B * g.K * g.P, 2e-4);
 	aim_trainer_free(&tc);
 	aim_trainer_free(&tg);
