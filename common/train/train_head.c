@@ -316,7 +316,7 @@ int aim_pixel_head_forward_on(const aim_pixel_head *h, const aim_head_mem *m, ai
 	if (!pos && M % K)
 		return aim_error("pixel head: %ld rows is not a whole number of %d-patch images",
 				 M, K);
-	if (pos && h->kind == AIM_HEAD_TRANSFORMER)
+	if (h->kind == AIM_HEAD_TRANSFORMER && M % K)
 		return aim_error("internal: the transformer pixel head takes whole images");
 	a->rows_used = M;
 	if (h->kind == AIM_HEAD_NONE) { /* pred = in · W_predᵀ + b_pred */

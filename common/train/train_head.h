@@ -28,7 +28,8 @@
  *                pixel_head.blocks.{i}.norm_1.{weight,bias},
  *                .attn.qkv.weight [3W, W], .attn.proj.weight [W, W],
  *                .norm_2.{weight,bias}, .mlp.fc1.weight, .mlp.fc2.weight.
- *                It sees whole sequences: its rows are whole images. */
+ *                It sees whole sequences: its rows are whole images (pos
+ *                still gives each row's place). */
 #ifndef AIM_TRAIN_HEAD_H
 #define AIM_TRAIN_HEAD_H
 

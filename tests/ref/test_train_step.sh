@@ -33,3 +33,27 @@ C="--arch aimv2 --dim 24 --depth 2 --heads 2 --head-blocks 1 --head-dim 20 --bat
 $PYTHON "$REF" check-step --data "$T/rgb.aimt" --before "$T/c0/step-00000000.safetensors" \
 	--after "$T/c1/step-00000001.safetensors" --log "$T/c1/log.csv" \
 	--batch 5 --heads 2 --seed 13 --lr 2e-3 --warmup 0
+
+# The ablation variants (aim-train(1)): each order, causal attention, the
+# masked objective and both new heads, on square and non-square grids.
+variant() { # NAME STREAM "TRAIN OPTIONS" "REFERENCE OPTIONS"
+	"$BIN/aim-train" $3 --steps 0 -o "$T/$1.0" "$2"
+	"$BIN/aim-train" $3 --steps 1 -o "$T/$1.1" "$2"
+	echo "variant $1:"
+	$PYTHON "$REF" check-step --data "$2" --before "$T/$1.0/step-00000000.safetensors" \
+		--after "$T/$1.1/step-00000001.safetensors" --log "$T/$1.1/log.csv" $4
+}
+N="--dim 24 --depth 2 --heads 2 --batch 5 --lr 1e-3 --warmup 0 --seed 5 --threads 2 -q"
+V="$N --head-blocks 2 --head-dim 16"
+R="--batch 5 --heads 2 --seed 5 --lr 1e-3 --warmup 0"
+variant spiral "$T/rgb.aimt" "$N --order spiral --head none" "$R --order spiral --head none"
+variant checker "$T/grey.aimt" "$V --order checkerboard --attention causal" \
+	"$R --order checkerboard --attention causal"
+variant random "$T/rgb.aimt" "$V --order random --head transformer --accum 5" \
+	"$R --order random --head transformer"
+variant spiralsq "$T/grey.aimt" "$V --order spiral --attention causal --head transformer" \
+	"$R --order spiral --attention causal --head transformer"
+variant masked "$T/rgb.aimt" "$V --objective masked --mask-ratio 0.5 --head transformer" \
+	"$R --objective masked --mask-ratio 0.5 --head transformer"
+variant masked75 "$T/grey.aimt" "$V --objective masked --no-norm-pix" \
+	"$R --objective masked --mask-ratio 0.75 --no-norm-pix"

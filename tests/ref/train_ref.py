@@ -2,7 +2,10 @@
 """PyTorch reference for aim-train, written for the tests (independent of
 the C code): AIM v1 trunk (or the AIMv2 one: RMSNorm, SwiGLU, a learned
 position table, told apart by the checkpoint's tensors) with prefix-causal
-attention, the pixel head, the normalised-pixel loss, global-norm clipping and torch.optim.AdamW.
+attention, the pixel head, the normalised-pixel loss, global-norm clipping and torch.optim.AdamW; and the
+ablation variants as aim-train(1) documents them: the orders (raster,
+spiral, checkerboard, random), causal attention, the masked objective with
+its mask token, the linear ("none") and transformer pixel heads.
 
   train_ref.py make-stream OUT --n N --grid R C --patch P --channels C [--seed S]
       an uncompressed patches stream of smooth synthetic U8 images
@@ -132,15 +135,71 @@ def rng_at(seed, stream, index):
     return mix64((mix64(seed ^ mix64(stream)) + index) & M64)
 
 
-def prefix_len(seed, g, K, stream=1):
-    rng = K - 1
+def rng_int(seed, stream, index, lo, hi):
+    rng = hi - lo + 1
     limit = M64 + 1 - ((M64 + 1) % rng)
-    w = rng_at(seed, stream, g)
+    w = rng_at(seed, stream, index)
     k = 1
     while w >= limit:
-        w = rng_at(seed ^ k, stream, g)
+        w = rng_at(seed ^ k, stream, index)
         k += 1
-    return 1 + w % rng
+    return lo + w % rng
+
+
+def prefix_len(seed, g, K, stream=1):
+    return rng_int(seed, stream, g, 1, K - 1)
+
+
+# ---- the ablations' orders and masks (aim-train(1), --order, --objective) ----
+def patch_order(name, R, C, seed):
+    """order[t]: the grid place (r*C + c) of the patch read at step t."""
+    K = R * C
+    if name == "raster":
+        return list(range(K))
+    if name == "checkerboard":
+        cells = [(r, c) for r in range(R) for c in range(C)]
+        return [r * C + c for r, c in cells if (r + c) % 2 == 0] + \
+               [r * C + c for r, c in cells if (r + c) % 2 == 1]
+    if name == "spiral":
+        # walk the rings from the top-left corner: down the left column, along
+        # the bottom, up the right, along the top, inwards; then reversed
+        walk, seen = [], set()
+        top, left, bottom, right = 0, 0, R - 1, C - 1
+        while top <= bottom and left <= right:
+            ring = [(r, left) for r in range(top, bottom + 1)]
+            ring += [(bottom, c) for c in range(left + 1, right + 1)]
+            if left < right:
+                ring += [(r, right) for r in range(bottom - 1, top - 1, -1)]
+            if top < bottom:
+                ring += [(top, c) for c in range(right - 1, left, -1)]
+            for cell in ring:
+                if cell not in seen:
+                    seen.add(cell)
+                    walk.append(cell[0] * C + cell[1])
+            top, left, bottom, right = top + 1, left + 1, bottom - 1, right - 1
+        return walk[::-1]
+    if name == "random":
+        p = list(range(K))
+        for i in range(K - 1, 0, -1):
+            j = rng_int(seed, 4, i, 0, i)
+            p[i], p[j] = p[j], p[i]
+        return p
+    raise ValueError(name)
+
+
+def mask_count(ratio, K):
+    m = int(math.floor(ratio * K + 0.5))
+    return max(1, min(K - 1, m))
+
+
+def mask_places(seed, stream, sample, K, count):
+    p = list(range(K))
+    for i in range(K - 1, 0, -1):
+        j = rng_int(seed, stream, sample * K + i, 0, i)
+        p[i], p[j] = p[j], p[i]
+    flags = np.zeros(K, bool)
+    flags[p[:count]] = True
+    return flags
 
 
 # ---- the model ----
@@ -174,16 +233,38 @@ def linear(x, P, name):
     return torch.nn.functional.linear(x, P[name + ".weight"], P.get(name + ".bias"))
 
 
-def forward(P, patches, prefix, heads, rows, cols, head_blocks):
+def attend(x, P, pre, heads, mask):
+    B, K, D = x.shape
+    hd = D // heads
+    h = layernorm(x, P, pre + "norm_1")
+    qkv = linear(h, P, pre + "attn.qkv").reshape(B, K, 3, heads, hd).permute(2, 0, 3, 1, 4)
+    s = (qkv[0] @ qkv[1].transpose(-1, -2)) / math.sqrt(hd)
+    s = s.masked_fill(~mask[:, None], float("-inf"))
+    a = torch.softmax(s, dim=-1) @ qkv[2]
+    return x + linear(a.transpose(1, 2).reshape(B, K, D), P, pre + "attn.proj")
+
+
+def forward(P, patches, prefix, heads, rows, cols, head_blocks, order=None, attention="prefix",
+            masked=None, head="mlp"):
+    """patches [B, K, Pd] in sequence order (already permuted by `order`);
+    masked [B, K] bool for the masked objective (bidirectional attention)."""
     B, K, _ = patches.shape
+    order = list(range(K)) if order is None else order
     w = P["preprocessor.patchifier.proj.weight"]
     D = w.shape[0]
     x = patches @ w.reshape(D, -1).t() + P["preprocessor.patchifier.proj.bias"]
     x = trunk_norm(x, P, "preprocessor.patchifier.norm")
-    x = x + (P["preprocessor.pos_embed"][0] if "preprocessor.pos_embed" in P else sincos_2d(D, rows, cols))
+    if masked is not None:
+        x = torch.where(torch.tensor(masked)[:, :, None], P["mask_token"][None, None, :], x)
+    x = x + (P["preprocessor.pos_embed"][0] if "preprocessor.pos_embed" in P else sincos_2d(D, rows, cols)[order])
     i = torch.arange(K)
-    causal = i[None, :] <= i[:, None]
-    mask = causal[None] | (i[None, None, :] < torch.tensor(prefix)[:, None, None])  # [B, K, K]
+    causal = (i[None, :] <= i[:, None])[None].expand(B, K, K)
+    if masked is not None:
+        mask = torch.ones(B, K, K, dtype=torch.bool)
+    elif attention == "causal":
+        mask = causal
+    else:
+        mask = causal | (i[None, None, :] < torch.tensor(prefix)[:, None, None])  # [B, K, K]
     hd = D // heads
     nblocks = len({k.split(".")[2] for k in P if k.startswith("trunk.blocks.")})
     for b in range(nblocks):
@@ -203,20 +284,31 @@ def forward(P, patches, prefix, heads, rows, cols, head_blocks):
         x = x + linear(g, P, pre + "mlp.fc2")
     x = trunk_norm(x, P, "trunk.post_trunk_norm")
     # pixel head
+    if head == "none":
+        return linear(x, P, "pixel_head.pred")
     Wd = P["pixel_head.proj.weight"].shape[0]
-    y = linear(x, P, "pixel_head.proj") + sincos_2d(Wd, rows, cols)
+    y = linear(x, P, "pixel_head.proj") + sincos_2d(Wd, rows, cols)[order]
     for b in range(head_blocks):
         pre = "pixel_head.blocks.%d." % b
-        y = y + linear(torch.nn.functional.gelu(linear(layernorm(y, P, pre + "norm"), P, pre + "mlp.fc1")),
-                       P, pre + "mlp.fc2")
+        if head == "transformer":
+            y = attend(y, P, pre, heads, causal if masked is None else mask)
+            y = y + linear(torch.nn.functional.gelu(linear(layernorm(y, P, pre + "norm_2"), P, pre + "mlp.fc1")),
+                           P, pre + "mlp.fc2")
+        else:
+            y = y + linear(torch.nn.functional.gelu(linear(layernorm(y, P, pre + "norm"), P, pre + "mlp.fc1")),
+                           P, pre + "mlp.fc2")
     y = layernorm(y, P, "pixel_head.norm")
     return linear(y, P, "pixel_head.pred")
 
 
-def loss_fn(pred, patches, prefix, norm_pix):
+def loss_fn(pred, patches, prefix, norm_pix, masked=None):
     t = patches
     if norm_pix:
         t = (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6) ** 0.5
+    if masked is not None:  # each masked patch predicted at its own place
+        keep = torch.tensor(masked)
+        err = ((pred - t) ** 2).mean(-1)
+        return (err * keep).sum() / keep.sum()
     err = ((pred[:, :-1] - t[:, 1:]) ** 2).mean(-1)  # [B, K-1]: position k predicts k+1
     K = patches.shape[1]
     keep = torch.arange(1, K)[None, :] >= torch.tensor(prefix)[:, None]
@@ -253,13 +345,23 @@ def check_step(a):
     x, meta = load_batch(a.data, a.batch)
     rows, cols = json.loads(meta["aim.grid"])
     K = rows * cols
-    prefix = [prefix_len(a.seed, g, K) for g in range(a.batch)]
+    masked = None
+    if a.objective == "masked":
+        m = mask_count(a.mask_ratio, K)
+        masked = np.stack([mask_places(a.seed, 5, g, K, m) for g in range(a.batch)])
+        prefix = [1] * a.batch
+    elif a.attention == "causal":
+        prefix = [1] * a.batch  # every patch after the first is predicted
+    else:
+        prefix = [prefix_len(a.seed, g, K) for g in range(a.batch)]
+    order = patch_order(a.order, rows, cols, a.seed)
     names = [k for k in before if not k.startswith("optim.")]
     P = {k: torch.tensor(before[k].astype(np.float32), requires_grad=True) for k in names}
     head_blocks = len({k.split(".")[2] for k in P if k.startswith("pixel_head.blocks.")})
-    patches = torch.tensor(x)
-    pred = forward(P, patches, prefix, a.heads, rows, cols, head_blocks)
-    loss = loss_fn(pred, patches, prefix, not a.no_norm_pix)
+    patches = torch.tensor(x)[:, order]  # the sequence in the order
+    pred = forward(P, patches, prefix, a.heads, rows, cols, head_blocks, order, a.attention, masked,
+                   a.head)
+    loss = loss_fn(pred, patches, prefix, not a.no_norm_pix, masked)
     loss.backward()
     params = [P[k] for k in names]
     if a.clip > 0:
@@ -267,8 +369,9 @@ def check_step(a):
     else:  # no clipping: only the norm, for the log
         gnorm = float(torch.norm(torch.stack([p.grad.norm() for p in params])))
     lr = a.lr * 1.0 / a.warmup if a.warmup > 0 else a.lr
-    decay = [P[k] for k in names if not any(s in k for s in ("bias", "norm", "pos_embed"))]
-    nodecay = [P[k] for k in names if any(s in k for s in ("bias", "norm", "pos_embed"))]
+    nd = ("bias", "norm", "pos_embed", "mask_token")
+    decay = [P[k] for k in names if not any(s in k for s in nd)]
+    nodecay = [P[k] for k in names if any(s in k for s in nd)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
                              {"params": nodecay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95), eps=1e-8)
@@ -430,7 +533,17 @@ def main():
     c.add_argument("--wd", type=float, default=0.05)
     c.add_argument("--clip", type=float, default=1.0)
     c.add_argument("--no-norm-pix", action="store_true")
+    c.add_argument("--order", default="raster", choices=["raster", "spiral", "checkerboard", "random"])
+    c.add_argument("--attention", default="prefix", choices=["prefix", "causal"])
+    c.add_argument("--objective", default="autoregressive", choices=["autoregressive", "masked"])
+    c.add_argument("--mask-ratio", type=float, default=0.75)
+    c.add_argument("--head", default="mlp", choices=["mlp", "none", "transformer"])
     c.add_argument("-v", "--verbose", action="store_true")
+    o = sub.add_parser("order")
+    o.add_argument("name")
+    o.add_argument("rows", type=int)
+    o.add_argument("cols", type=int)
+    o.add_argument("--seed", type=int, default=0)
     b = sub.add_parser("bench")
     for k, d in (("--dim", 384), ("--depth", 12), ("--heads", 6), ("--head-blocks", 2), ("--head-dim", 384),
                  ("--patch", 14), ("--channels", 3), ("--batch", 16), ("--steps", 4), ("--threads", 2)):
@@ -445,6 +558,9 @@ def main():
         return compare(a)
     if a.cmd == "bench":
         return bench(a)
+    if a.cmd == "order":
+        print(" ".join(map(str, patch_order(a.name, a.rows, a.cols, a.seed))))
+        return 0
     torch.set_num_threads(1)
     if a.cmd == "make-stream":
         make_stream(a)
