@@ -619,7 +619,7 @@ static std::vector<float> peek(const float *dev, size_t n)
 	return std::vector<float>(dev, dev + n);
 }
 
-static void test_trainer(void)
+static void test_trainer(const aim_variant &v)
 {
 	static const aim_backend gt = guarded_table();
 	aim_config c;
@@ -643,8 +643,9 @@ static void test_trainer(void)
 	aim_trainer tc, te;
 	if (aim_model_create(&mc, &c, aim_backend_cpu()) || aim_model_init_params(mc, 5) ||
 	    aim_model_create(&me, &c, aim_backend_cpu()) || aim_model_init_params(me, 5) ||
-	    aim_trainer_init(&tc, mc, 1, 32, &g, 1, 11, 2) ||
-	    aim_trainer_init(&te, me, 1, 32, &g, 1, 11, 2) || aim_trainer_set_backend(&te, &gt)) {
+	    aim_trainer_init_variant(&tc, mc, &v, 1, 32, &g, 1, 11, 2) ||
+	    aim_trainer_init_variant(&te, me, &v, 1, 32, &g, 1, 11, 2) ||
+	    aim_trainer_set_backend(&te, &gt)) {
 		fprintf(stderr, "FAIL trainer setup: %s\n", aim_errmsg());
 		failures++;
 		return;
@@ -654,6 +655,11 @@ static void test_trainer(void)
 	aim_rng_init(&r2, 11, 3);
 	aim_pixel_head_init_random(&tc.head, &r1);
 	aim_pixel_head_init_random(&te.head, &r2);
+	aim_trainer_init_mask_token(&tc);
+	aim_trainer_init_mask_token(&te);
+	fprintf(stderr, "trainer: order %s, %s attention, %s objective, %s head\n",
+		aim_order_name(v.order), aim_attn_name(v.attention), aim_objective_name(v.objective),
+		aim_head_name(v.head));
 	const int B = 3; /* two micro-batches: 2 + 1 */
 	auto x = rnd((size_t)B * g.K * g.P, 2);
 	const uint64_t gidx[B] = {4, 9, 17};
@@ -671,6 +677,10 @@ static void test_trainer(void)
 		compare("trainer trunk gradients", gt_.data(), mc->grad_arena, mc->arena_floats, 1e-4);
 		auto gh = peek(te.dhead_grads, (size_t)tc.head.nparams);
 		compare("trainer head gradients", gh.data(), tc.head.grads, gh.size(), 1e-4);
+		if (tc.mtok_g) {
+			auto gm = peek(te.dmtok_g, (size_t)c.dim);
+			compare("trainer mask-token gradient", gm.data(), tc.mtok_g, gm.size(), 1e-4);
+		}
 		/* clip hard (the scale runs) with a small rate (AdamW's sign-like
 		 * steps of near-zero gradients stay below the tolerance) */
 		aim_trainer_update(&tc, 1e-5, 0.01, step, &nc);
@@ -693,8 +703,9 @@ static void test_trainer(void)
 		compare("trainer eval loss", &a, &b, 1, 1e-5);
 	}
 	std::vector<float> pc((size_t)B * g.K * g.P), pe(pc.size());
-	if (aim_trainer_predict(&tc, x.data(), B, 4, pc.data()) ||
-	    aim_trainer_predict(&te, x.data(), B, 4, pe.data())) {
+	std::vector<unsigned char> given((size_t)B * g.K);
+	if (aim_trainer_predict(&tc, x.data(), B, 4, pc.data(), given.data()) ||
+	    aim_trainer_predict(&te, x.data(), B, 4, pe.data(), given.data())) {
 		fprintf(stderr, "FAIL trainer predict: %s\n", aim_errmsg());
 		failures++;
 	} else {
@@ -736,7 +747,21 @@ int main(void)
 	test_table_training();
 	test_model(0);
 	test_model(1);
-	test_trainer();
+	/* the recipe, and the ablation variants through the device path */
+	aim_variant v = aim_variant_default();
+	test_trainer(v);
+	v.order = AIM_ORDER_SPIRAL;
+	v.head = AIM_HEAD_TRANSFORMER;
+	test_trainer(v);
+	v.order = AIM_ORDER_RANDOM;
+	v.attention = AIM_ATTN_CAUSAL;
+	v.head = AIM_HEAD_NONE;
+	test_trainer(v);
+	v = aim_variant_default();
+	v.objective = AIM_OBJ_MASKED;
+	v.mask_ratio = 0.5;
+	v.head = AIM_HEAD_TRANSFORMER;
+	test_trainer(v);
 	fprintf(stderr, "emu_ops: %d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
 }
