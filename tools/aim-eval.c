@@ -55,10 +55,14 @@ static const char usage[] =
 	"                       or bf16 (fp32 accumulation; GPU only)\n"
 	"  --layers LIST        -m: blocks averaged for the head (default: the model's\n"
 	"                       probe layers; also last, best, all, 12-17, 3,5)\n"
+	"  --mask none|causal   -m: the trunk's attention: bidirectional (default), or\n"
+	"                       causal in the order the model was pretrained in\n"
 	"  --batch N            -m: images per forward pass (default 16)\n"
 	"  --pixel-loss         -m: the pretraining validation loss of an aim-train\n"
 	"                       checkpoint (file or run directory: its newest) on a\n"
 	"                       patches stream, held in memory, as aim-train --val computes it\n"
+	"  --chunks N           --pixel-loss: also the loss of each of N equal parts of the\n"
+	"                       sequence, in prediction order\n"
 	"  --heads N            attention heads of a head whose file does not record them\n"
 	"                       (aim.head metadata); default: the model's (-m), else a\n"
 	"                       config.json beside the head, the features' aim.config,\n"
@@ -74,12 +78,12 @@ static const char usage[] =
 	"  --help, --version\n";
 
 enum { OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_HEADS, OPT_JSON, OPT_CONFUSION, OPT_LOGITS_OUT,
-       OPT_PAIRS, OPT_ARCH, OPT_LAYERS, OPT_BATCH, OPT_PIXEL_LOSS, OPT_DEVICE,
-       OPT_PRECISION };
+       OPT_PAIRS, OPT_ARCH, OPT_LAYERS, OPT_BATCH, OPT_PIXEL_LOSS, OPT_CHUNKS, OPT_DEVICE,
+       OPT_PRECISION, OPT_MASK };
 
 typedef struct {
 	const char *head_path, *confusion, *logits_out, *model, *arch, *layers, *device, *precision;
-	int heads, json, pairs, batch, pixel_loss;
+	int heads, json, pairs, batch, pixel_loss, causal, chunks;
 	char **inputs;
 	int ninputs;
 } eval_opts;
@@ -99,8 +103,10 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 		{"device", required_argument, 0, OPT_DEVICE},
 		{"precision", required_argument, 0, OPT_PRECISION},
 		{"layers", required_argument, 0, OPT_LAYERS},
+		{"mask", required_argument, 0, OPT_MASK},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"pixel-loss", no_argument, 0, OPT_PIXEL_LOSS},
+		{"chunks", required_argument, 0, OPT_CHUNKS},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -120,16 +126,26 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
 		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
 		case OPT_LAYERS: o->layers = optarg; break;
+		case OPT_MASK:
+			if ((o->causal = aim_probe_mask_parse(optarg)) < 0)
+				aim_usage_error("unknown --mask '%s' (none, causal)", optarg);
+			break;
 		case OPT_BATCH: o->batch = (int)aim_opt_int("--batch", optarg, 1, 1 << 20); break;
 		case OPT_PIXEL_LOSS: o->pixel_loss = 1; break;
+		case OPT_CHUNKS: o->chunks = (int)aim_opt_int("--chunks", optarg, 1, 4096); break;
 		default: aim_common_option(c, optarg);
 		}
 	}
-	if (!o->model && (o->arch || o->layers || o->pixel_loss || o->device || o->precision))
-		aim_usage_error("--arch, --layers, --pixel-loss, --device and --precision need -m "
-				"MODEL");
-	if (o->pixel_loss && (o->head_path || o->layers || o->confusion || o->logits_out))
-		aim_usage_error("--pixel-loss takes no --head, --layers, --confusion or --logits-out");
+	if (!o->model &&
+	    (o->arch || o->layers || o->pixel_loss || o->device || o->precision || o->causal))
+		aim_usage_error("--arch, --layers, --mask, --pixel-loss, --device and --precision "
+				"need -m MODEL");
+	if (o->chunks && !o->pixel_loss)
+		aim_usage_error("--chunks needs --pixel-loss");
+	if (o->pixel_loss &&
+	    (o->head_path || o->layers || o->confusion || o->logits_out || o->causal))
+		aim_usage_error("--pixel-loss takes no --head, --layers, --mask, --confusion or "
+				"--logits-out");
 	o->inputs = argv + optind;
 	o->ninputs = argc - optind;
 }
@@ -496,13 +512,25 @@ static int pixel_loss(const eval_opts *o)
 		aim_die_status(AIM_ERR);
 	if (aim_self.verbose)
 		aim_info("backend: %s", aim_backend_line(be));
-	if (aim_trainer_eval(&tr, x, n, &loss))
+	double chunk[4096];
+	if (aim_trainer_eval_chunks(&tr, x, n, o->chunks, &loss, chunk))
 		aim_die_status(AIM_ERR);
-	if (o->json)
-		printf("{\"n\":%d,\"pixel_loss\":%.10g,\"step\":%ld}\n", n, loss, st.step);
-	else
+	if (o->json) {
+		printf("{\"n\":%d,\"pixel_loss\":%.10g,\"step\":%ld", n, loss, st.step);
+		for (int c = 0; c < o->chunks; c++) { /* NaN (an empty chunk) as null */
+			fputs(c ? "," : ",\"chunks\":[", stdout);
+			if (isnan(chunk[c]))
+				fputs("null", stdout);
+			else
+				printf("%.10g", chunk[c]);
+		}
+		printf("%s}\n", o->chunks ? "]" : "");
+	} else {
 		printf("n %d  pixel loss %.6f  (checkpoint step %ld, %s targets)\n", n, loss, st.step,
 		       st.norm_pix ? "per-patch normalised" : "raw");
+		for (int c = 0; c < o->chunks; c++)
+			printf("chunk %d/%d  %.6f\n", c + 1, o->chunks, chunk[c]);
+	}
 	if (fflush(stdout))
 		aim_die("stdout: %s", strerror(errno));
 	aim_trainer_free(&tr);
@@ -543,6 +571,8 @@ int main(int argc, char **argv)
 			aim_info("backend: %s", aim_backend_line(s.model->be));
 		if (aim_trunk_features_init(&s.tf, s.model, o.layers))
 			aim_die("--layers: %s", aim_errmsg());
+		if (o.causal && aim_trunk_features_causal(&s.tf, o.model))
+			aim_die_status(AIM_ERR);
 		load_head(&s, NULL, o.model);
 		s.C = s.head.cfg.classes;
 		if (!(bt = aim_batcher_new(rd, o.batch)))

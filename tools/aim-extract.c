@@ -15,6 +15,7 @@
 #include "patches.h"
 #include "probe_head.h"
 #include "stream.h"
+#include "train_ckpt.h"
 
 static const char usage[] =
 	"Usage: aim-extract -m MODEL [options] [IN...]\n"
@@ -42,6 +43,8 @@ static const char usage[] =
 	"  --norm               apply the post-trunk norm (AIM v1 LayerNorm, AIMv2 RMSNorm)\n"
 	"                       to each block's output; with the last block: the\n"
 	"                       published AIMv2 encoder's output\n"
+	"  --mask none|causal   attention: bidirectional (default), or causal in the\n"
+	"                       order the model was pretrained in (tokens come in it)\n"
 	"  --pool none|mean|attn  per-patch features (none, default), mean over patches,\n"
 	"                       or the probe head's attention pooling (needs the head)\n"
 	"  --dtype f32|f16|bf16 output dtype (default f32)\n"
@@ -57,7 +60,7 @@ static const char usage[] =
 
 enum {
 	OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_ARCH, OPT_DEVICE, OPT_PRECISION, OPT_LAYERS, OPT_STACK, OPT_NORM,
-	OPT_POOL, OPT_DTYPE, OPT_BATCH, OPT_SHARD,
+	OPT_POOL, OPT_DTYPE, OPT_BATCH, OPT_SHARD, OPT_MASK,
 };
 
 enum { POOL_NONE, POOL_MEAN, POOL_ATTN };
@@ -65,7 +68,7 @@ static const char *pool_names[] = {"none", "mean", "attn"};
 
 typedef struct {
 	const char *model, *head, *arch, *device, *precision, *layers, *output;
-	int stack, norm, pool, batch, shard_i, shard_n;
+	int stack, norm, pool, batch, shard_i, shard_n, causal;
 	aim_dtype dtype;
 	char **inputs;
 	int ninputs;
@@ -87,6 +90,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{"dtype", required_argument, 0, OPT_DTYPE},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"shard", required_argument, 0, OPT_SHARD},
+		{"mask", required_argument, 0, OPT_MASK},
 		{"output", required_argument, 0, 'o'},
 		{0, 0, 0, 0},
 	};
@@ -119,6 +123,10 @@ static void parse_options(options *o, int argc, char **argv)
 			break;
 		case OPT_BATCH: o->batch = (int)aim_opt_int("--batch", optarg, 1, 1 << 16); break;
 		case OPT_SHARD: aim_opt_shard("--shard", optarg, &o->shard_i, &o->shard_n); break;
+		case OPT_MASK:
+			if ((o->causal = aim_probe_mask_parse(optarg)) < 0)
+				aim_usage_error("unknown --mask '%s' (none, causal)", optarg);
+			break;
 		case 'o': o->output = optarg; break;
 		default: aim_common_option(c, optarg); break;
 		}
@@ -240,6 +248,11 @@ int main(int argc, char **argv)
 		have_head = 1;
 	}
 	char *layers_s = layers_json(layers, nl);
+	/* --mask causal: the model's pretraining order (aim.train; raster for
+	 * published weights), for its own grid */
+	int *order = NULL;
+	if (o.causal && aim_ckpt_model_order(o.model, c, &order))
+		aim_die_status(AIM_ERR);
 
 	aim_reader *rd = aim_reader_open((const char *const *)o.inputs, o.ninputs);
 	if (!rd)
@@ -281,6 +294,11 @@ int main(int argc, char **argv)
 		#pragma omp parallel for schedule(static)
 		for (int i = 0; i < nsel; i++)
 			aim_patches_to_f32(x + (size_t)i * K * geom.P, pt, rowsel[i], &geom);
+		if (order && (rows != c->grid_rows || cols != c->grid_cols))
+			aim_die("%s: --mask causal: a %dx%d grid, but the model was pretrained on "
+				"%dx%d", where, rows, cols, c->grid_rows, c->grid_cols);
+		if (order && aim_permute_patches(x, order, nsel, K, geom.P))
+			aim_die_status(AIM_ERR);
 		const float *xin = x;
 		if (!be->host_memory) { /* a device backend: patches to its memory */
 			if (need > dxcap) {
@@ -292,7 +310,8 @@ int main(int argc, char **argv)
 			xin = dx;
 		}
 
-		aim_forward_opts fo = {.mask = AIM_MASK_NONE, .keep = keep};
+		aim_forward_opts fo = {.mask = o.causal ? AIM_MASK_CAUSAL : AIM_MASK_NONE, .keep = keep,
+				       .order = order};
 		double t0 = aim_now(), c0 = cpu_seconds();
 		if (aim_model_forward(m, xin, nsel, rows, cols, &fo) < 0)
 			aim_die("%s: %s", where, aim_errmsg());
@@ -386,6 +405,8 @@ int main(int argc, char **argv)
 		pass_through(&out, &in, B, rowsel, nsel);
 		aim_record_set_meta(&out, "aim.model", o.model);
 		aim_record_set_meta(&out, "aim.layers", layers_s);
+		if (o.causal)
+			aim_record_set_meta(&out, "aim.mask", "causal");
 		aim_record_set_meta(&out, "aim.pool", pool_names[o.pool]);
 		/* The architecture travels with the features, so aim-probe knows
 		 * the model's head count without being told. */
@@ -419,7 +440,7 @@ int main(int argc, char **argv)
 	aim_reader_close(rd);
 	aim_record_free(&in);
 	aim_record_free(&out);
-	free(x); free(feat); free(tmp); free(rowsel); free(layers_s);
+	free(x); free(feat); free(tmp); free(rowsel); free(layers_s); free(order);
 	if (dx)
 		be->free(dx);
 	if (dtmp)

@@ -22,6 +22,7 @@
 #include "probe_trainer.h"
 #include "safetensors.h"
 #include "stream.h"
+#include "train_ckpt.h"
 #include "trunk_features.h"
 
 static const char usage[] =
@@ -40,6 +41,8 @@ static const char usage[] =
 	"                       or bf16 (fp32 accumulation; GPU only)\n"
 	"  --layers LIST        blocks averaged into the features (default: the model's\n"
 	"                       probe layers; also last, best, all, 12-17, 3,5)\n"
+	"  --mask none|causal   -m: the trunk's attention: bidirectional (default), or\n"
+	"                       causal in the order the model was pretrained in\n"
 	"Head:\n"
 	"  --probe attentive|linear  attentive (default): the AIM attention-pooling head;\n"
 	"                       linear: mean over patches, BatchNorm, linear\n"
@@ -76,13 +79,14 @@ static const char usage[] =
 enum {
 	OPT_PROBE = AIM_OPT_FIRST_TOOL, OPT_QUERIES, OPT_HEADS, OPT_LINEAR_BIAS, OPT_CLASSES,
 	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_SMOOTH, OPT_WARMUP, OPT_VAL, OPT_SHUFFLE,
-	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT, OPT_DEVICE, OPT_PRECISION,
+	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT, OPT_DEVICE, OPT_PRECISION, OPT_MASK,
 };
 
 typedef struct {
 	aim_probe_hparams hp; /* what the heads are and how they train */
 	int classes;
 	const char *val, *output, *model, *arch, *layers, *device, *precision;
+	int causal;
 	double shuffle_mb;
 	char **inputs;
 	int ninputs;
@@ -112,6 +116,7 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 		{"device", required_argument, 0, OPT_DEVICE},
 		{"precision", required_argument, 0, OPT_PRECISION},
 		{"layers", required_argument, 0, OPT_LAYERS},
+		{"mask", required_argument, 0, OPT_MASK},
 		{"init", required_argument, 0, OPT_INIT},
 		{0, 0, 0, 0},
 	};
@@ -161,14 +166,18 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
 		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
 		case OPT_LAYERS: o->layers = optarg; break;
+		case OPT_MASK:
+			if ((o->causal = aim_probe_mask_parse(optarg)) < 0)
+				aim_usage_error("unknown --mask '%s' (none, causal)", optarg);
+			break;
 		case OPT_INIT: o->hp.init = optarg; break;
 		default: aim_common_option(c, optarg);
 		}
 	}
 	if (!o->output)
 		aim_usage_error("an output file is required (-o HEAD.safetensors)");
-	if (!o->model && (o->arch || o->layers || o->device || o->precision))
-		aim_usage_error("--arch, --layers, --device and --precision need -m MODEL");
+	if (!o->model && (o->arch || o->layers || o->device || o->precision || o->causal))
+		aim_usage_error("--arch, --layers, --mask, --device and --precision need -m MODEL");
 	if (o->hp.warmup < 0)
 		o->hp.warmup = o->hp.epochs / 10.0;
 	if (o->hp.warmup > o->hp.epochs)
@@ -468,6 +477,8 @@ int main(int argc, char **argv)
 			aim_info("backend: %s", aim_backend_line(model->be));
 		if (aim_trunk_features_init(&tf, model, o.layers))
 			aim_die("--layers: %s", aim_errmsg());
+		if (o.causal && aim_trunk_features_causal(&tf, o.model))
+			aim_die_status(AIM_ERR);
 		int trained = 0;
 		train_on_patches(&tr, &o, &tf, &meta, &trained);
 		char buf[1024];

@@ -25,6 +25,7 @@
 #include "model_load.h"
 #include "safetensors.h"
 #include "stream.h"
+#include "train_chunks.h"
 #include "train_ckpt.h"
 #include "train_data.h"
 #include "train_prefetch.h"
@@ -78,6 +79,8 @@ static const char usage[] =
 	"  --save-every N       checkpoint every N steps (default 500) and at the end\n"
 	"  --val FILE           validation patches stream (also shown in predictions.png)\n"
 	"  --val-every N        validation loss every N steps (default: at checkpoints)\n"
+	"  --chunks N           with --val: also the loss of each of N equal parts of the\n"
+	"                       sequence (chunks.csv, chunks.png; default 4, 0: none)\n"
 	"  --threads N          threads per process (default: all cores)\n"
 	"  -q, --quiet          no progress messages\n"
 	"  -v, --verbose        more messages (the backend in use)\n"
@@ -87,7 +90,7 @@ enum { OPT_PRESET = AIM_OPT_FIRST_TOOL, OPT_DIM, OPT_DEPTH, OPT_HEADS, OPT_MLP_R
        OPT_HEAD_BLOCKS, OPT_HEAD_DIM, OPT_INIT, OPT_NO_NORM_PIX, OPT_BATCH, OPT_ACCUM,
        OPT_STEPS, OPT_MINUTES, OPT_LR, OPT_WARMUP, OPT_MIN_LR, OPT_WD, OPT_CLIP, OPT_SEED,
        OPT_RESUME, OPT_SAVE_EVERY, OPT_VAL, OPT_VAL_EVERY, OPT_DEVICE, OPT_PRECISION, OPT_ARCH,
-       OPT_HEAD, OPT_ORDER, OPT_ATTENTION, OPT_OBJECTIVE, OPT_MASK_RATIO };
+       OPT_HEAD, OPT_ORDER, OPT_ATTENTION, OPT_OBJECTIVE, OPT_MASK_RATIO, OPT_CHUNKS };
 
 typedef struct {
 	const char *preset, *init, *rundir, *resume, *val, *device, *precision;
@@ -101,6 +104,7 @@ typedef struct {
 	double minutes, lr, min_lr, wd, clip;
 	uint64_t seed;
 	aim_variant v;
+	int chunks;
 	int order_given, attention_given, objective_given, mask_ratio_given, head_given;
 	char **inputs;
 	int ninputs;
@@ -163,6 +167,7 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		{"attention", required_argument, 0, OPT_ATTENTION},
 		{"objective", required_argument, 0, OPT_OBJECTIVE},
 		{"mask-ratio", required_argument, 0, OPT_MASK_RATIO},
+		{"chunks", required_argument, 0, OPT_CHUNKS},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -177,6 +182,7 @@ static void parse_options(train_opts *o, int argc, char **argv)
 	o->clip = 1.0;
 	o->head_blocks = -1;
 	o->v = aim_variant_default();
+	o->chunks = 4;
 	int c, k;
 	while ((c = getopt_long(argc, argv, "o:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
@@ -246,6 +252,7 @@ static void parse_options(train_opts *o, int argc, char **argv)
 			o->v.objective = (aim_objective_kind)k;
 			o->objective_given = 1;
 			break;
+		case OPT_CHUNKS: o->chunks = (int)aim_opt_int("--chunks", optarg, 0, 4096); break;
 		case OPT_MASK_RATIO:
 			o->v.mask_ratio = aim_opt_float("--mask-ratio", optarg, 1e-6, 0.999999);
 			o->mask_ratio_given = 1;
@@ -442,6 +449,8 @@ typedef struct {
 	float *val, *shown;      /* validation images; the preview's images */
 	int nval, nshown;
 	aim_trainlog log;
+	aim_chunklog chunks;
+	double *chunk_loss;      /* [o.chunks] of the latest validation */
 	aim_schedule sched;
 } train_run;
 
@@ -700,6 +709,11 @@ static void open_outputs(train_run *r)
 		fail();
 	if (r->o.val) {
 		r->val = read_val(r->o.val, &r->g, &r->nval);
+		if (r->o.chunks &&
+		    (aim_chunklog_open(&r->chunks, r->o.rundir, r->o.chunks,
+				       r->resuming ? r->st.step : -1) ||
+		     !(r->chunk_loss = malloc(sizeof(double) * r->o.chunks))))
+			fail();
 		r->shown = r->val;
 		r->nshown = r->nval < 4 ? r->nval : 4;
 	}
@@ -855,9 +869,12 @@ int main(int argc, char **argv)
 			continue;
 		int save = st->step == st->total || (r->o.save_every && st->step % r->o.save_every == 0);
 		double vloss = NAN;
-		if (r->val && (r->o.val_every ? st->step % r->o.val_every == 0 : save) &&
-		    aim_trainer_eval(&r->tr, r->val, r->nval, &vloss))
-			fail();
+		if (r->val && (r->o.val_every ? st->step % r->o.val_every == 0 : save)) {
+			if (aim_trainer_eval_chunks(&r->tr, r->val, r->nval, r->o.chunks, &vloss,
+						    r->chunk_loss) ||
+			    (r->o.chunks && aim_chunklog_add(&r->chunks, st->step, r->chunk_loss)))
+				fail();
+		}
 		if (aim_trainlog_row(&r->log, st->step, loss, lr, gnorm, ips, vloss))
 			fail();
 		char eta[32], epoch[32] = "";
@@ -889,6 +906,8 @@ int main(int argc, char **argv)
 
 	if (r->rank == 0)
 		aim_trainlog_close(&r->log);
+	aim_chunklog_free(&r->chunks);
+	free(r->chunk_loss);
 	if (r->shown != r->val)
 		free(r->shown);
 	free(r->val);

@@ -160,3 +160,18 @@ void aim_patches_to_f32(float *out, const aim_tensor *t, int64_t i, const aim_ge
 				o[j] = ((float)a[j] / 255.0f - mean) / std;
 		}
 }
+
+int aim_permute_patches(float *x, const int *order, int64_t B, int64_t K, int64_t P)
+{
+	float *img = malloc(sizeof(float) * (size_t)(K * P));
+	if (!img)
+		return aim_error("out of memory");
+	for (int64_t b = 0; b < B; b++) {
+		float *xb = x + (size_t)(b * K * P);
+		memcpy(img, xb, sizeof(float) * (size_t)(K * P));
+		for (int64_t t = 0; t < K; t++)
+			memcpy(xb + t * P, img + (int64_t)order[t] * P, sizeof(float) * (size_t)P);
+	}
+	free(img);
+	return AIM_OK;
+}

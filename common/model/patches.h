@@ -35,5 +35,8 @@ int aim_patches_geometry(aim_geometry *g, const aim_record *r, const aim_config 
 
 /* Sample i of a patches tensor of geometry g as floats [K, P]. */
 void aim_patches_to_f32(float *out, const aim_tensor *t, int64_t i, const aim_geometry *g);
+/* x [B, K, P] in place into a sequence order: patch t of each image
+ * becomes the one at place order[t]. AIM_ERR when out of memory. */
+int aim_permute_patches(float *x, const int *order, int64_t B, int64_t K, int64_t P);
 
 #endif

@@ -27,6 +27,7 @@ void aim_trunk_features_free(aim_trunk_features *t)
 {
 	free(t->x);
 	free(t->feat);
+	free(t->order);
 	if (t->m && !t->m->be->host_memory) {
 		t->m->be->free(t->dx);
 		t->m->be->free(t->dfeat);
@@ -65,6 +66,12 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 	#pragma omp parallel for schedule(static)
 	for (int64_t i = 0; i < B; i++)
 		aim_patches_to_f32(t->x + (size_t)i * K * g.P, pt, i, &g);
+	const int *order = t->mask == AIM_MASK_CAUSAL ? t->order : NULL;
+	if (order && (rows != t->order_rows || cols != t->order_cols))
+		return aim_error("%s: a %dx%d grid, but the model's order is of its %dx%d grid", what,
+				 rows, cols, t->order_rows, t->order_cols);
+	if (order && aim_permute_patches(t->x, order, B, K, g.P) < 0)
+		return AIM_ERR;
 	const aim_backend *be = t->m->be;
 	const float *xin = t->x;
 	if (!be->host_memory) { /* a device backend: the patches to its memory */
@@ -79,7 +86,7 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 		be->upload(t->dx, t->x, nx * sizeof(float));
 		xin = t->dx;
 	}
-	aim_forward_opts fo = {.mask = AIM_MASK_NONE, .keep = t->keep};
+	aim_forward_opts fo = {.mask = t->mask, .keep = t->keep, .order = order};
 	if (aim_model_forward(t->m, xin, (int)B, rows, cols, &fo))
 		return aim_error_prefix("%s", what);
 	size_t per = (size_t)(B * K) * D;

@@ -23,6 +23,14 @@ typedef struct {
 	/* a device backend: patches and the average in its memory */
 	float *dx, *dfeat;
 	size_t dxcap, dfcap;
+	/* The mask (AIM_MASK_NONE unless the caller sets AIM_MASK_CAUSAL) and,
+	 * with it, the order the model was pretrained in ([order_rows ·
+	 * order_cols], NULL: raster): the patches are permuted into it and the
+	 * features come in it, token t the patch of place order[t]. The order
+	 * is malloc'd; aim_trunk_features_free frees it. */
+	aim_mask_kind mask;
+	int *order;
+	int order_rows, order_cols;
 } aim_trunk_features;
 
 /* layers: NULL (the model's probe layers), "last" (last 6), "best" (the

@@ -114,6 +114,43 @@ int aim_train_state_parse(aim_train_state *s, const char *text, const char *what
 	return 0;
 }
 
+int aim_ckpt_order(const char *path, int rows, int cols, int *order)
+{
+	aim_train_state st;
+	st.v = aim_variant_default();
+	st.seed = 0;
+	aim_stfile f;
+	if (aim_st_open(&f, path) == 0) {
+		const char *js = aim_record_get_meta(&f.rec, "aim.train");
+		int rc = js ? aim_train_state_parse(&st, js, path) : 0;
+		aim_st_close(&f);
+		if (rc)
+			return AIM_ERR;
+	}
+	aim_error_clear(); /* not a safetensors file: published weights, raster */
+	return aim_patch_order(order, st.v.order, rows, cols, st.seed);
+}
+
+int aim_ckpt_model_order(const char *path, const aim_config *c, int **order)
+{
+	*order = malloc(sizeof(int) * (size_t)c->grid_rows * c->grid_cols);
+	if (!*order)
+		return aim_error("out of memory");
+	return aim_ckpt_order(path, c->grid_rows, c->grid_cols, *order);
+}
+
+int aim_trunk_features_causal(aim_trunk_features *t, const char *path)
+{
+	int *order;
+	if (aim_ckpt_model_order(path, &t->m->cfg, &order))
+		return AIM_ERR;
+	t->mask = AIM_MASK_CAUSAL;
+	t->order = order;
+	t->order_rows = t->m->cfg.grid_rows;
+	t->order_cols = t->m->cfg.grid_cols;
+	return 0;
+}
+
 int aim_ckpt_load_mask_token(float *token, int dim, const aim_record *r, const char *what)
 {
 	const aim_tensor *t = aim_record_find(r, "mask_token");

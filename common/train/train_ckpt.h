@@ -24,6 +24,7 @@
 #include "train_head.h"
 #include "train_optim.h"
 #include "train_variant.h"
+#include "trunk_features.h"
 
 #define AIM_OPTIM_M_PREFIX "optim.m."
 #define AIM_OPTIM_V_PREFIX "optim.v."
@@ -44,6 +45,17 @@ typedef struct {
 /* "aim.train" JSON of a state (malloc'd) and back. */
 char *aim_train_state_json(const aim_train_state *s);
 int aim_train_state_parse(aim_train_state *s, const char *json, const char *what);
+
+/* The order a model file was pretrained in (for probing it with its
+ * causal mask kept): order[rows·cols] from the file's aim.train (order and
+ * seed) when it is an aim-train checkpoint, else raster. Returns AIM_ERR
+ * only for a checkpoint whose aim.train does not parse. */
+int aim_ckpt_order(const char *path, int rows, int cols, int *order);
+/* The same for the model's own grid, malloc'd into *order. */
+int aim_ckpt_model_order(const char *path, const aim_config *c, int **order);
+/* Frozen features with the causal mask kept (aim-probe/aim-eval -m --mask
+ * causal): t's mask and its order, of the model file at path. */
+int aim_trunk_features_causal(aim_trunk_features *t, const char *path);
 
 /* Write RUNDIR/step-NNNNNNNN.safetensors atomically; mask_token [dim] or
  * NULL. */

@@ -583,12 +583,35 @@ void aim_trainer_update(aim_trainer *t, double lr, double clip, long step, doubl
 	*grad_norm = norm;
 }
 
+/* The chunk of the sequence that the patch predicted by loss row i lies
+ * in: its step (autoregressive: the row's step + 1; masked: its place)
+ * among N equal parts of the K steps. */
+static int chunk_of(const aim_trainer *t, int row, int nchunks)
+{
+	const int K = t->geom.K;
+	const int step = row % K + (t->v.objective != AIM_OBJ_MASKED);
+	return (int)((long)step * nchunks / K);
+}
+
 int aim_trainer_eval(aim_trainer *t, const float *x, int n, double *loss)
+{
+	return aim_trainer_eval_chunks(t, x, n, 0, loss, NULL);
+}
+
+int aim_trainer_eval_chunks(aim_trainer *t, const float *x, int n, int nchunks, double *loss,
+			    double *chunk_loss)
 {
 	const int K = t->geom.K, P = t->geom.P;
 	int *prefix = prefixes(t, NULL, n, AIM_RNG_VAL);
-	if (!prefix)
-		return AIM_ERR;
+	int *sel = nchunks > 0 ? malloc(sizeof(int) * (size_t)t->micro * K) : NULL;
+	int *selrows = nchunks > 0 ? malloc(sizeof(int) * (size_t)t->micro * K) : NULL;
+	double *count = nchunks > 0 ? calloc((size_t)nchunks, sizeof(double)) : NULL;
+	if (!prefix || (nchunks > 0 && (!sel || !selrows || !count))) {
+		free(prefix); free(sel); free(selrows); free(count);
+		return aim_error("out of memory");
+	}
+	for (int c = 0; c < nchunks; c++)
+		chunk_loss[c] = 0;
 	double denom = predicted(t, prefix, n), total = 0;
 	int rc = 0;
 	for (int b0 = 0; b0 < n; b0 += t->micro) {
@@ -598,9 +621,27 @@ int aim_trainer_eval(aim_trainer *t, const float *x, int n, double *loss)
 		if ((rc = forward(t, xb, m, prefix + b0, nm, 0, &rows)))
 			break;
 		t->be->pixloss_targets(t->target, xb, (long)m * K, P, t->norm_pix, NULL);
-		total += t->be->pixloss_forward(t->pred, t->target, loss_rows(t, rows), rows, P, denom);
+		const int *lr = loss_rows(t, rows);
+		total += t->be->pixloss_forward(t->pred, t->target, lr, rows, P, denom);
+		/* each chunk: its rows' predictions gathered (into dpred, free
+		 * while evaluating), their summed loss */
+		for (int c = 0; c < nchunks; c++) {
+			long mc = 0;
+			for (long i = 0; i < rows; i++)
+				if (chunk_of(t, t->rows[i], nchunks) == c) {
+					sel[mc] = (int)i;
+					selrows[mc++] = lr[i];
+				}
+			if (!mc)
+				continue;
+			t->be->gather_rows(t->dpred, t->pred, sel, mc, P);
+			chunk_loss[c] += t->be->pixloss_forward(t->dpred, t->target, selrows, mc, P, 1.0);
+			count[c] += (double)mc;
+		}
 	}
-	free(prefix);
+	for (int c = 0; c < nchunks; c++)
+		chunk_loss[c] = count[c] > 0 ? chunk_loss[c] / count[c] : NAN;
+	free(prefix); free(sel); free(selrows); free(count);
 	*loss = total;
 	return rc;
 }

@@ -111,6 +111,13 @@ void aim_trainer_update(aim_trainer *t, double lr, double clip, long step, doubl
 /* Mean loss of n images (prefix lengths from the validation stream of the
  * seed, keyed by the image's position in the set); no gradients. */
 int aim_trainer_eval(aim_trainer *t, const float *x, int n, double *loss);
+/* The same, and the loss of each of nchunks equal parts of the sequence in
+ * prediction order: chunk c holds the patches predicted at steps s with
+ * ⌊s·nchunks/K⌋ = c (s = 1..K−1 along the order; the masked objective:
+ * the masked places, in raster order); chunk_loss[c] is the mean loss of
+ * the patches it holds over the n images (NaN when it holds none). */
+int aim_trainer_eval_chunks(aim_trainer *t, const float *x, int n, int nchunks, double *loss,
+			    double *chunk_loss);
 
 /* Predictions for n images x [n, K, P] (raster places), at prefix length S
  * (the masked objective: the validation masks), laid out by place:

@@ -42,6 +42,11 @@ NAMES(objective, aim_objective_kind, objective_names)
 NAMES(head, aim_head_kind, head_names)
 #undef NAMES
 
+int aim_probe_mask_parse(const char *name)
+{
+	return !strcmp(name, "none") ? 0 : !strcmp(name, "causal") ? 1 : -1;
+}
+
 /* The spiral walk from the top-left corner (down, right, up, left,
  * turning at the edge or a walked cell), written backwards. */
 static int spiral(int *order, int R, int C)

@@ -77,6 +77,10 @@ int aim_objective_parse(const char *name);
 const char *aim_head_name(aim_head_kind k);
 int aim_head_parse(const char *name);
 
+/* A probe's --mask: "none" (bidirectional, 0) or "causal" (1, the mask
+ * kept in the model's order); -1 for anything else. */
+int aim_probe_mask_parse(const char *name);
+
 /* order[t], t < rows·cols: the grid place read at step t (see above).
  * AIM_ERR only when out of memory. */
 int aim_patch_order(int *order, aim_order_kind k, int rows, int cols, uint64_t seed);

@@ -494,6 +494,40 @@ def bench(a):
     return 0
 
 
+def features(a):
+    """aim-extract --layers all [--mask causal] of a checkpoint, in PyTorch:
+    the mean of every block's output, tokens in the model's order (raster
+    unless its aim.train names another) when the causal mask is kept."""
+    P, meta = read_safetensors(a.model)
+    P = {k: torch.tensor(v.astype(np.float32)) for k, v in P.items()}
+    x, m = load_batch(a.data, a.n)
+    rows, cols = json.loads(m["aim.grid"])
+    K = rows * cols
+    st = json.loads(meta.get("aim.train", "{}"))
+    order = patch_order(st.get("order", "raster"), rows, cols, int(st.get("seed", "0"))) \
+        if a.mask == "causal" else list(range(K))
+    x = torch.tensor(x)[:, order]
+    D = P["preprocessor.patchifier.proj.weight"].shape[0]
+    h = x @ P["preprocessor.patchifier.proj.weight"].reshape(D, -1).t() + P["preprocessor.patchifier.proj.bias"]
+    h = layernorm(h, P, "preprocessor.patchifier.norm") + sincos_2d(D, rows, cols)[order]
+    i = torch.arange(K)
+    mask = (i[None, :] <= i[:, None]) if a.mask == "causal" else torch.ones(K, K, dtype=torch.bool)
+    mask = mask[None].expand(x.shape[0], K, K)
+    nblocks = len({k.split(".")[2] for k in P if k.startswith("trunk.blocks.")})
+    outs = []
+    for b in range(nblocks):
+        pre = "trunk.blocks.%d." % b
+        h = attend(h, P, pre, a.heads, mask)
+        h = h + linear(torch.nn.functional.gelu(linear(layernorm(h, P, pre + "norm_2"), P, pre + "mlp.fc1")),
+                       P, pre + "mlp.fc2")
+        outs.append(h)
+    ref = torch.stack(outs).mean(0).numpy()
+    got = np.concatenate([t["features"] for t, _ in read_stream(a.features)])[:a.n]
+    e = rel(got, ref)
+    print("features %s: %d images, rel err %.3g" % (a.mask, a.n, e))
+    return 0 if e <= 1e-5 else 1
+
+
 def compare(a):
     """Largest absolute difference of the weights of two checkpoints."""
     x, _ = read_safetensors(a.a)
@@ -549,6 +583,13 @@ def main():
                  ("--patch", 14), ("--channels", 3), ("--batch", 16), ("--steps", 4), ("--threads", 2)):
         b.add_argument(k, type=int, default=d)
     b.add_argument("--grid", type=int, nargs=2, default=[16, 16])
+    f = sub.add_parser("features")
+    f.add_argument("--model", required=True)
+    f.add_argument("--data", required=True)
+    f.add_argument("--features", required=True)
+    f.add_argument("--n", type=int, required=True)
+    f.add_argument("--heads", type=int, required=True)
+    f.add_argument("--mask", default="none", choices=["none", "causal"])
     m = sub.add_parser("compare")
     m.add_argument("a")
     m.add_argument("b")
@@ -558,6 +599,9 @@ def main():
         return compare(a)
     if a.cmd == "bench":
         return bench(a)
+    if a.cmd == "features":
+        torch.set_num_threads(1)
+        return features(a)
     if a.cmd == "order":
         print(" ".join(map(str, patch_order(a.name, a.rows, a.cols, a.seed))))
         return 0
