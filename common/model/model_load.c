@@ -1,6 +1,7 @@
 /* Loading AIM v1 weights from safetensors, HF directories and PyTorch
  * checkpoints; converting them to one safetensors file (model_load.h). */
 #include <errno.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,23 @@ static int take_head(aim_model *m, const aim_record *r, const char *path, int al
 	return AIM_OK;
 }
 
+/* transformers' config.json says whether the model is a native one
+ * (is_native: sin-cos positions, no table); the tensors must agree. */
+static int check_native(const aim_config *c, const char *cfgpath, weights *w)
+{
+	if (w->layout != AIM_LAYOUT_TRANSFORMERS || !cfgpath || !file_exists(cfgpath))
+		return AIM_OK;
+	json_t *j = json_load_file(cfgpath, 0, NULL);
+	json_t *v = json_object_get(j, "is_native");
+	int native = json_is_boolean(v) ? json_is_true(v) : -1;
+	json_decref(j);
+	if (native < 0 || native == (c->pos == AIM_POS_SINCOS))
+		return AIM_OK;
+	return aim_error("%s: %s tensor embeddings.position_embedding.weight (%s says is_native: %s)",
+			 w->path, native ? "unexpected" : "missing", cfgpath,
+			 native ? "true" : "false");
+}
+
 int aim_model_load(aim_model **out, const char *path, const aim_load_opts *o)
 {
 	*out = NULL;
@@ -340,6 +358,8 @@ int aim_model_load(aim_model **out, const char *path, const aim_load_opts *o)
 	c.proj_bias = aim_record_find(r, "trunk.blocks.0.attn.proj.bias") != NULL;
 	c.mlp_bias = aim_record_find(r, "trunk.blocks.0.mlp.fc1.bias") != NULL;
 	c.pos = aim_record_find(r, "preprocessor.pos_embed") ? AIM_POS_LEARNED : AIM_POS_SINCOS;
+	if (check_native(&c, cfgpath, w) < 0)
+		goto out;
 	if (aim_model_create(&m, &c, be) < 0) {
 		aim_error_prefix("%s", wpath);
 		goto out;

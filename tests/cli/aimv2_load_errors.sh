@@ -49,6 +49,8 @@ cp -r "$T/m/hf" "$T/hf3" && edit "$T/hf3" "" encoder.layers.0.ffn.extra.weight
 check "transformers: an unknown tensor" 1 "tensor encoder.layers.0.ffn.extra.weight is not part of an AIMv2 vision trunk in the transformers layout" $X -m "$T/hf3" "$P"
 cp -r "$T/m/hf" "$T/hf4" && edit "$T/hf4" encoder.layers.0.attention.q_proj.weight
 check "transformers: a missing q_proj" 1 "missing tensor encoder.layers.0.attention.q_proj.weight" $X -m "$T/hf4" "$P"
+cp -r "$T/m/hf" "$T/hf5" && edit "$T/hf5" embeddings.position_embedding.weight
+check "transformers: no table, is_native false" 1 "missing tensor embeddings.position_embedding.weight" $X -m "$T/hf5" "$P"
 cp -r "$T/m/timm" "$T/t1"
 "$PYTHON" - "$T/t1" <<'PY'
 import json, sys

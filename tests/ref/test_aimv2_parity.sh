@@ -5,7 +5,8 @@
 # layouts (ml-aim, transformers, timm), which must also give byte-identical
 # features. Shapes: learned tables with qkv and linear biases, head dims 24
 # and 8; a native (sin-cos) model on two different non-square grids, 1
-# channel, F32 patches, pytorch_model.bin weights.
+# channel, F32 patches, pytorch_model.bin weights; a model converted by
+# aim-tensor convert gives the same features.
 set -eu
 "$PYTHON" -c "import torch, zstandard" 2>/dev/null || { echo "torch not installed"; exit 77; }
 REF="$PYTHON $AIM_TOP/tests/ref/aimv2_ref.py"
@@ -35,4 +36,8 @@ $REF gen "$T/n" --dim 32 --heads 4 --depth 2 --rows 3 --cols 5 --patch 2 --chann
 	--learned 0 --grid2 6 2 --format bin --u8 0 --mlp-hidden 64
 check "$T/n" 2
 check "$T/n" 2 2
+# converted to one safetensors file (aim.config carries the family): the same features
+"$BIN/aim-tensor" convert "$T/a/hf" -o "$T/a/conv.safetensors" -q
+$X -m "$T/a/conv.safetensors" --layers all --stack "$T/a/patches.aimt" -o "$T/a/conv.aimt"
+$SAME "$T/a/all.mlaim.aimt" "$T/a/conv.aimt"
 echo "aimv2 parity ok"
