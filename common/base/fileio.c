@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,4 +142,26 @@ int aim_write_file_atomic(const char *path, const void *buf, size_t len)
 		return rc;
 	}
 	return aim_out_commit(&o);
+}
+
+int aim_lock_take(const char *path, int *fd)
+{
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return aim_error("%s: cannot create the lock file: %s", path, strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	int e = errno;
+	close(*fd);
+	*fd = -1;
+	if (e == EWOULDBLOCK)
+		return aim_error("%s: locked by another process, which is updating the same "
+				 "files; try again when it has finished", path);
+	return aim_error("%s: cannot lock: %s", path, strerror(e));
+}
+
+void aim_lock_release(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing the descriptor releases the lock */
 }

@@ -30,4 +30,10 @@ int aim_read_file(const char *path, char **buf, size_t *len);
 /* Write a whole buffer to path atomically. */
 int aim_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* An exclusive advisory lock (flock) on path, created if missing, taken
+ * without waiting: AIM_ERR saying that another process holds it. The lock
+ * goes with the process (also when it is killed). */
+int aim_lock_take(const char *path, int *fd);
+void aim_lock_release(int fd);
+
 #endif
