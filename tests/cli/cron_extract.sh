@@ -137,7 +137,9 @@ dump "$T/bank/bank.idx" | cut -d' ' -f1,3 >"$T/after.txt"
 cut -d' ' -f1,3 "$T/inc.txt" | cmp -s - "$T/after.txt" || fail "a failed run changed the bank's rows"
 # 7. 10,000 unchanged images: the second run decodes none
 images "$T/many" 0 10000 5 || fail "generating 10,000 images"
-cronrun "$T/many" "$MODEL" "$T/bank2" 2>"$T/err" || fail "10,000 images: first run"
+EXTRA_ENV=AIM_BATCH=64 cronrun "$T/many" "$MODEL" "$T/bank2" 2>"$T/err" || fail "10,000 images: first run"
+start=$(date +%s)
 cronrun "$T/many" "$MODEL" "$T/bank2" 2>"$T/err" || fail "10,000 images: second run"
+echo "second run over 10,000 unchanged images: $(( $(date +%s) - start )) s (not checked)"
 grep -q "0 images written in 0 records, 10000 up to date" "$T/err" || fail "10,000 unchanged images were decoded again"
 echo ok
