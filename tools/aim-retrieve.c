@@ -307,9 +307,11 @@ static void commit(const aim_bank *old, const aim_bank *added, const aim_update 
 static void run_update(const options *o)
 {
 	char lockpath[4096];
-	int lock;
+	int lock = -1;
+	struct stat st;
 	snprintf(lockpath, sizeof lockpath, "%s.lock", o->save_index);
-	if (aim_lock_take(lockpath, &lock) < 0)
+	int regular = stat(o->save_index, &st) != 0 || S_ISREG(st.st_mode); /* not /dev/null */
+	if (regular && aim_lock_take(lockpath, &lock) < 0)
 		aim_die("%s: not updated: %s", o->save_index, aim_errmsg());
 	aim_bank old;
 	int have_old = o->nbank > 0;

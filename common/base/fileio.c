@@ -21,6 +21,26 @@ int aim_out_open(aim_outfile *o, const char *path, int binary)
 		o->is_stdout = 1;
 		return 0;
 	}
+	/* A device or a FIFO (-o /dev/null, -o /dev/stdout) is written in place:
+	 * renaming a temporary file over it would replace the device itself. */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return aim_error("%s: cannot open: %s", path, strerror(errno));
+		if (binary && isatty(fd)) {
+			close(fd);
+			return aim_error("%s: refusing to write binary data to a terminal", path);
+		}
+		if (!(o->fp = fdopen(fd, "wb")) || !(o->path = strdup(path))) {
+			if (o->fp)
+				fclose(o->fp);
+			else
+				close(fd);
+			return aim_error("%s: %s", path, strerror(errno));
+		}
+		return 0; /* no tmppath: commit closes, abort closes */
+	}
 	o->path = strdup(path);
 	size_t n = strlen(path) + 32;
 	o->tmppath = malloc(n);
@@ -62,6 +82,13 @@ int aim_out_commit(aim_outfile *o)
 		rc = io_status(errno, name);
 	if (o->is_stdout)
 		return rc;
+	if (!o->tmppath) { /* a device or FIFO, written in place */
+		if (fclose(o->fp) != 0 && !rc)
+			rc = io_status(errno, name);
+		free(o->path);
+		memset(o, 0, sizeof *o);
+		return rc;
+	}
 	if (!rc && fsync(fileno(o->fp)) != 0 && errno != EINVAL)
 		rc = io_status(errno, name);
 	if (fclose(o->fp) != 0 && !rc)

@@ -6,7 +6,8 @@
 #include <stddef.h>
 
 /* An output that appears under its final name only when complete.
- * For path "-" or NULL it is stdout (no rename). */
+ * For path "-" or NULL it is stdout (no rename); an existing device or
+ * FIFO (/dev/null, /dev/stdout) is written in place. */
 typedef struct {
 	FILE *fp;
 	char *path;     /* final name, NULL for stdout */

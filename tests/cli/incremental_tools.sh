@@ -47,7 +47,7 @@ pf --errors errs2.tsv --max-errors 1 -o b.aimt img 2>err; rc=$?
 [ ! -e b.aimt ] || fail "--max-errors exceeded left an output"
 grep -q "more than 1 bad inputs" err || fail "--max-errors message"
 [ "$(wc -l <errs2.tsv)" -eq 2 ] || fail "errors file when stopped: $(cat errs2.tsv)"
-pf -o /dev/null img/g0.png --errors ok.tsv 2>err || fail "no bad image: exit $?"
+pf -o ok.aimt img/g0.png --errors ok.tsv 2>err || fail "no bad image: exit $?"
 [ -f ok.tsv ] && [ ! -s ok.tsv ] || fail "errors file without errors must exist and be empty"
 pf --max-errors x img >/dev/null 2>err; [ $? -eq 2 ] || fail "--max-errors x: want exit 2"
 pf --list --errors e.tsv img >/dev/null 2>err; [ $? -eq 2 ] || fail "--list --errors: want exit 2"
@@ -56,6 +56,13 @@ grep -q "missing.tsv" err || fail "missing --skip-done file not named"
 printf 'img/g0.png\tx\ty\n' >junk.tsv
 pf --skip-done junk.tsv img >/dev/null 2>err; [ $? -eq 1 ] || fail "bad manifest: want 1"
 grep -q "junk.tsv: line 1" err || fail "bad manifest: line not named"
+
+# an output that is a FIFO (as /dev/null or /dev/stdout are devices) is
+# written in place, never replaced by a renamed file
+mkfifo fifo && { cat fifo >fromfifo & }
+pf -o fifo img/g0.png 2>err || fail "-o FIFO: exit $?"
+wait
+[ -p fifo ] && [ -s fromfifo ] || fail "-o FIFO: the FIFO was replaced or not written"
 
 # --list
 pf --list --checksum -o list.tsv img || fail "--list"
