@@ -890,8 +890,9 @@ int main(int argc, char **argv)
 				goto failed;
 			if (write_batch(&o, &l, &out, slots, got, &ob[cur], epoch))
 				cur ^= 1; /* the other buffer's write has been waited for */
-			aim_progress_update(&pg, "epoch %" PRId64 ": %" PRId64 " images written, %" PRId64
-					    " skipped", epoch, out.written, n.bad);
+			int64_t seen = out.written + n.bad * (epoch + 1), total = nselected * o.epochs;
+			aim_progress_count(&pg, seen, "images", total ? (double)seen / (double)total : -1,
+					   "epoch %" PRId64 ", %" PRId64 " skipped", epoch, n.bad);
 		}
 		aim_imgwalk_free(w);
 		if (got < 0)
