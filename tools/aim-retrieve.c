@@ -33,8 +33,9 @@ static const char usage[] =
 	"                       QUERIES nothing else is done\n"
 	"  --shard I/N          search only shard I of N of the bank (contiguous rows)\n"
 	"Updating an index (with --save-index; --bank optional, an index or streams):\n"
-	"  --add FEATURES       add these features streams' rows (repeatable, globs, -);\n"
-	"                       a row replaces the bank's row of the same name\n"
+	"  --add FEATURES       add the rows of these features streams or index files\n"
+	"                       (repeatable, globs, -); a row replaces the bank's row\n"
+	"                       of the same name\n"
 	"  --remove FILE        drop the rows named in FILE (one name per line, or TSV)\n"
 	"  --sync LISTING       keep only what LISTING (aim-patchify --list) lists with\n"
 	"                       the size, mtime (and SHA-256) recorded; its order and ids\n"
@@ -326,13 +327,20 @@ static void run_update(const options *o)
 		p.pool = old.pool, p.normalize = old.normalized;
 	aim_bank added;
 	aim_bank_begin(&added, &p, o->nadd ? o->add[0] : "-");
-	if (o->nadd) {
-		aim_reader *rd = aim_reader_open((const char *const *)o->add, o->nadd);
+	int64_t committed = 0;
+	for (int a = 0; a < o->nadd; a++) {
+		if (strcmp(o->add[a], "-") && aim_bank_is_index(o->add[a])) { /* e.g. a shard's */
+			aim_bank part;
+			if (aim_bank_open_index(&part, o->add[a]) || aim_bank_append_bank(&added, &part))
+				aim_die_status(AIM_ERR);
+			aim_bank_free(&part);
+			continue;
+		}
+		aim_reader *rd = aim_reader_open((const char *const *)&o->add[a], 1);
 		if (!rd)
 			aim_die_status(AIM_ERR);
 		aim_record rec;
 		aim_record_init(&rec);
-		int64_t committed = 0;
 		int rc;
 		while ((rc = aim_reader_next(rd, &rec)) == 1) {
 			if (aim_bank_append(&added, &rec, aim_reader_where(rd)) < 0)

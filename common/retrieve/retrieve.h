@@ -104,7 +104,7 @@ typedef struct {
 	char *own_names;
 	/* while built record by record (aim_bank_append) */
 	aim_prep prep;
-	size_t cap_vec, cap_row, cap_lab, cap_off, cap_names, len_names;
+	size_t cap_vec, cap_row, cap_lab, cap_off, cap_names, len_names, cap_stamp;
 	int have_names;
 } aim_bank;
 
@@ -116,6 +116,9 @@ int aim_bank_from_streams(aim_bank *b, const char *const *paths, int npaths, con
 void aim_bank_begin(aim_bank *b, const aim_prep *p, const char *source);
 int aim_bank_append(aim_bank *b, const aim_record *rec, const char *what);
 void aim_bank_end(aim_bank *b);
+/* Append the rows of another bank (an index: vectors as prepared, ids,
+ * labels, names and file stamps); its pooling must be this bank's. */
+int aim_bank_append_bank(aim_bank *b, const aim_bank *src);
 /* The file stamp recorded for a row (unknown where the index has none). */
 aim_stamp aim_bank_stamp(const aim_bank *b, int64_t row);
 

@@ -40,9 +40,41 @@ void aim_bank_begin(aim_bank *b, const aim_prep *p, const char *source)
 	b->source = strdup(source ? source : "-");
 }
 
+/* File stamps while appending: none until a source brings some (need),
+ * then kept for every row, unknown where a source has none; rows up to n1
+ * exist afterwards, those from b->n on unknown. */
+static int stamps_reserve(aim_bank *b, size_t n1, int need)
+{
+	if (!need && !b->own_fsize)
+		return 0;
+	if (b->cap_stamp < n1) {
+		int first = b->own_fsize == NULL;
+		size_t cap = n1 * 2;
+		int64_t *fs = realloc(b->own_fsize, cap * sizeof *fs);
+		if (fs)
+			b->own_fsize = fs;
+		int64_t *fm = fs ? realloc(b->own_fmtime, cap * sizeof *fm) : NULL;
+		if (fm)
+			b->own_fmtime = fm;
+		uint8_t *fh = fm ? realloc(b->own_fsha, cap * 32) : NULL;
+		if (!fh)
+			return aim_error("out of memory");
+		b->own_fsha = fh;
+		b->cap_stamp = cap;
+		for (int64_t i = 0; first && i < b->n; i++)
+			fs[i] = -1, fm[i] = INT64_MIN, memset(fh + 32 * i, 0, 32);
+	}
+	for (size_t i = (size_t)b->n; i < n1; i++)
+		b->own_fsize[i] = -1, b->own_fmtime[i] = INT64_MIN, memset(b->own_fsha + 32 * i, 0, 32);
+	return 0;
+}
+
 /* The views of the owned arrays, after every append (they move). */
 static void own_views(aim_bank *b)
 {
+	b->fsize = b->own_fsize;
+	b->fmtime = b->own_fmtime;
+	b->fsha = b->own_fsha;
 	b->vec = b->own_vec;
 	b->id = b->own_id;
 	b->label = b->own_label;
@@ -75,6 +107,8 @@ int aim_bank_append(aim_bank *b, const aim_record *rec, const char *what)
 		return rc;
 	if (aim_prep_features(f, p, b->n, b->own_vec + b->n * D, &D, what) < 0)
 		return AIM_ERR;
+	if ((rc = stamps_reserve(b, n1, 0)))
+		return rc;
 	if (lab && !b->own_label) { /* first labels seen: earlier rows unknown */
 		if ((rc = grow((void **)&b->own_label, &b->cap_lab, n1, sizeof(int64_t))))
 			return rc;
@@ -123,6 +157,66 @@ int aim_bank_append(aim_bank *b, const aim_record *rec, const char *what)
 		b->model = strdup(c);
 	if ((c = aim_record_get_meta(rec, "aim.layers")) && !b->layers)
 		b->layers = strdup(c);
+	own_views(b);
+	return 0;
+}
+
+int aim_bank_append_bank(aim_bank *b, const aim_bank *src)
+{
+	if (src->n == 0)
+		return 0;
+	if (b->dim && src->dim != b->dim)
+		return aim_error("%s: dimension %" PRId64 ", earlier rows %" PRId64, src->source,
+				 src->dim, b->dim);
+	if ((int)src->pool != (int)b->prep.pool || src->normalized != b->prep.normalize)
+		return aim_error("%s: built with --pool %s%s, unlike the rows it would join",
+				 src->source, aim_pool_name(src->pool), src->normalized ? "" : " --ip");
+	b->dim = src->dim;
+	size_t n1 = (size_t)(b->n + src->n), D = (size_t)b->dim;
+	int rc;
+	if ((rc = grow((void **)&b->own_vec, &b->cap_vec, n1 * D, sizeof(float))) ||
+	    (rc = grow((void **)&b->own_id, &b->cap_row, n1, sizeof(int64_t))) ||
+	    (rc = grow((void **)&b->own_off, &b->cap_off, n1, sizeof(int64_t))))
+		return rc;
+	if ((rc = stamps_reserve(b, n1, src->fsize != NULL)))
+		return rc;
+	int had_labels = b->own_label != NULL;
+	if ((src->label || had_labels) && (rc = grow((void **)&b->own_label, &b->cap_lab, n1, sizeof(int64_t))))
+		return rc;
+	if (src->label && !had_labels)
+		for (int64_t i = 0; i < b->n; i++)
+			b->own_label[i] = -1;
+	char buf[32];
+	for (int64_t i = 0; i < src->n; i++) {
+		int64_t row = b->n + i;
+		memcpy(b->own_vec + (size_t)row * D, src->vec + (size_t)i * D, sizeof(float) * D);
+		b->own_id[row] = src->id[i];
+		if (b->own_label)
+			b->own_label[row] = src->label ? src->label[i] : -1;
+		if (b->own_fsize) {
+			aim_stamp st = aim_bank_stamp(src, i);
+			b->own_fsize[row] = st.size;
+			b->own_fmtime[row] = st.mtime_ns;
+			memset(b->own_fsha + 32 * row, 0, 32);
+			if (st.has_hash)
+				memcpy(b->own_fsha + 32 * row, st.sha256, 32);
+		}
+		const char *s = aim_bank_name(src, i, buf, sizeof buf);
+		size_t l = strlen(s) + 1;
+		if ((rc = grow((void **)&b->own_names, &b->cap_names, b->len_names + l, 1)))
+			return rc;
+		memcpy(b->own_names + b->len_names, s, l);
+		b->own_off[row] = (int64_t)b->len_names;
+		b->len_names += l;
+	}
+	b->have_names |= src->names != NULL;
+	b->n = (int64_t)n1;
+	if (src->classes && !b->classes)
+		b->classes = strdup(src->classes);
+	if (src->model && !b->model)
+		b->model = strdup(src->model);
+	if (src->layers && !b->layers)
+		b->layers = strdup(src->layers);
 	own_views(b);
 	return 0;
 }

@@ -44,8 +44,10 @@ static int choose_rows(const aim_bank *old, const aim_bank *added, const aim_upd
 			if (aim_manifest_find(l, name) != k || removed(u, name))
 				continue; /* a name listed twice counts once, at its last place */
 			int64_t j = aim_manifest_find(addmap, name), i;
-			if (j >= 0)
-				p[n++] = (pick){added, j, k, l->e[k].st};
+			aim_stamp sa = j >= 0 ? aim_bank_stamp(added, j) : AIM_STAMP_UNKNOWN;
+			/* an added row brings its stamp when it has one (an index's) */
+			if (j >= 0 && (sa.size < 0 || aim_stamp_same(&sa, &l->e[k].st)))
+				p[n++] = (pick){added, j, k, sa.size < 0 ? l->e[k].st : sa};
 			else if ((i = aim_manifest_find(oldmap, name)) >= 0) {
 				aim_stamp st = aim_bank_stamp(old, i);
 				if (aim_stamp_same(&st, &l->e[k].st))
@@ -61,7 +63,7 @@ static int choose_rows(const aim_bank *old, const aim_bank *added, const aim_upd
 		for (int64_t j = 0; j < added->n; j++) {
 			const char *name = aim_bank_name(added, j, buf, sizeof buf);
 			if (aim_manifest_find(addmap, name) == j && !removed(u, name))
-				p[n++] = (pick){added, j, added->id[j], AIM_STAMP_UNKNOWN};
+				p[n++] = (pick){added, j, added->id[j], aim_bank_stamp(added, j)};
 		}
 	}
 	(void)oldmap;

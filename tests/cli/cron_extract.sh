@@ -11,6 +11,8 @@
 #    working directory), finding the tools through AIM_BIN or PATH;
 #  - a real failure (a model that cannot be read) exits non-zero and leaves
 #    the bank as it was;
+#  - the job in two shards (AIM_SHARD=i/2), the shards' indexes merged with
+#    aim-retrieve --add ... --sync, equals the single run;
 #  - a second run over 10,000 unchanged images decodes none of them.
 set -u
 PY=${PYTHON:-/usr/bin/python3}
@@ -121,6 +123,15 @@ dump "$T/bank/bank.idx" >"$T/inc.txt" && dump "$T/scratch/bank.idx" >"$T/scratch
 [ "$(wc -l <"$T/scratch.txt")" -eq 82 ] || fail "from scratch: $(wc -l <"$T/scratch.txt") rows, want 82"
 cmp -s "$T/inc.txt" "$T/scratch.txt" || { diff "$T/inc.txt" "$T/scratch.txt" | head; fail "the incremental bank differs from the from-scratch one"; }
 cmp -s "$T/bank/errors.tsv" "$T/scratch/errors.tsv" || fail "errors.tsv differ"
+# 4b. scaled out: two shards (AIM_SHARD), their indexes merged under the
+# whole listing, equal the single run too
+EXTRA_ENV=AIM_SHARD=0/2 cronrun "$D" "$MODEL" "$T/shard0" 2>"$T/err" || fail "shard 0/2"
+EXTRA_ENV=AIM_SHARD=1/2 cronrun "$D" "$MODEL" "$T/shard1" 2>"$T/err" || fail "shard 1/2"
+"$BIN/aim-patchify" --list --classes none -o "$T/full.tsv" "$D" || fail "listing"
+"$BIN/aim-retrieve" --add "$T/shard*/bank.idx" --sync "$T/full.tsv" --save-index "$T/merged.idx" 2>"$T/err" ||
+	fail "merging the shards' indexes"
+dump "$T/merged.idx" >"$T/merged.txt" || fail "dump merged"
+cmp -s "$T/merged.txt" "$T/scratch.txt" || { diff "$T/merged.txt" "$T/scratch.txt" | head; fail "the merged shards differ from the single run"; }
 # 5. tools found on PATH when AIM_BIN is not set (the script copied away)
 cp "$JOB" "$T/job.sh"
 (cd / && env -i PATH="$BIN:/usr/bin:/bin" AIM_SIZE=12 AIM_PATCH=4 sh "$T/job.sh" "$D" "$MODEL" "$T/bank") \
