@@ -832,6 +832,9 @@ int main(int argc, char **argv)
 			o.shard_n, l.n);
 	if (o.list) {
 		print_listing(&o, &l, selected);
+		free(selected);
+		free(bad);
+		aim_imglist_free(&l);
 		return AIM_EXIT_OK;
 	}
 	int64_t up_to_date = o.skip_done ? skip_done(&o, &l, selected) : 0;
