@@ -481,6 +481,141 @@ def write_gif(path, idx, screen=None, at=(0, 0), gpal=None, lpal=None, trns=None
     open(path, "wb").write(out)
 
 
+def write_bmp(path, w, h, bits, rows, hsize=40, compression=0, palette=b"", masks=None,
+              topdown=False, colors=0, offset=None, pad=True):
+    """A BMP written by hand: rows are the file's pixel rows (already
+    packed, in file order), padded to 4 bytes unless pad is False (or the
+    data is RLE, given as one byte string in rows)."""
+    if isinstance(rows, bytes):
+        body = rows
+    else:
+        stride = ((w * bits + 31) >> 3) & ~3
+        body = b"".join(r + b"\0" * (stride - len(r)) if pad else r for r in rows)
+    extra = b""
+    if hsize == 12:
+        head = struct.pack("<IHHHH", 12, w, h, 1, bits)
+    else:
+        head = struct.pack("<IiiHHIIiiII", hsize, w, -h if topdown else h, 1, bits, compression, len(body), 2835, 2835, colors, 0)
+        if masks is not None and hsize == 40:
+            extra = struct.pack("<III", *masks[:3])
+        tail = b""
+        if hsize > 40:
+            tail = struct.pack("<IIII", *(masks or (0, 0, 0, 0)))
+        head += (tail + b"\0" * hsize)[: hsize - 40]
+    off = 14 + len(head) + len(extra) + len(palette) if offset is None else offset
+    data = head + extra + palette + body
+    open(path, "wb").write(b"BM" + struct.pack("<IHHI", 14 + len(data), 0, 0, off) + data)
+
+
+def bmp_pack(idx, bits):
+    """Rows of indices packed MSB first at 1 or 4 bits (8: as they are)."""
+    return [pack_row(r, bits) for r in idx]
+
+
+def rle8(idx):
+    """RLE8 of index rows (file order): runs, some absolute runs, end of line,
+    end of bitmap."""
+    out = bytearray()
+    for r in idx:
+        r = bytes(r)
+        i = 0
+        while i < len(r):
+            j = i
+            while j < len(r) and j - i < 255 and r[j] == r[i]:
+                j += 1
+            if j - i >= 3 or len(r) - i < 3:
+                out += bytes([j - i, r[i]])
+                i = j
+            else:
+                n = min(len(r) - i, 5)
+                out += bytes([0, max(n, 3)]) + r[i:i + max(n, 3)]
+                if max(n, 3) % 2:
+                    out += b"\0"
+                i += max(n, 3)
+        out += b"\0\0"
+    return bytes(out + b"\0\1")
+
+
+def rle4(idx):
+    """RLE4 of index rows: runs of alternating pairs, end of line, end of
+    bitmap."""
+    out = bytearray()
+    for r in idx:
+        i = 0
+        while i < len(r):
+            n = min(255, len(r) - i)
+            hi = int(r[i])
+            lo = int(r[i + 1]) if i + 1 < len(r) else 0
+            k = 1
+            while k < n and int(r[i + k]) == (hi if k % 2 == 0 else lo):
+                k += 1
+            out += bytes([k, hi << 4 | lo])
+            i += k
+        out += b"\0\0"
+    return bytes(out + b"\0\1")
+
+
+def gen_bmp(f, rng):
+    rgb = pattern(rng, 61, 67, 3)
+    Image.fromarray(pattern(rng, 233, 231, 3)).save(f("pil_rgb.bmp"))
+    Image.fromarray(pattern(rng, 229, 235, 4), "RGBA").save(f("pil_rgba.bmp"))
+    Image.fromarray(pattern(rng, 230, 231, 1)[..., 0]).save(f("pil_l.bmp"))
+    Image.fromarray(pattern(rng, 231, 233, 1)[..., 0] > 120).save(f("pil_1.bmp"))
+    Image.fromarray(pattern(rng, 232, 230, 3)).quantize(100).save(f("pil_p.bmp"))
+    pal16 = bytes(rng.integers(0, 256, 64).astype(np.uint8))
+    pal2 = bytes([200, 10, 30, 0, 5, 250, 90, 0])
+    pal256 = bytes(rng.integers(0, 256, 1024).astype(np.uint8))
+    i16 = (pattern(rng, 45, 53, 1)[..., 0] // 16).astype(np.uint8)
+    i2 = (pattern(rng, 37, 43, 1)[..., 0] // 128).astype(np.uint8)
+    i256 = pattern(rng, 39, 47, 1)[..., 0]
+    write_bmp(f("p4.bmp"), 53, 45, 4, bmp_pack(i16, 4), palette=pal16)
+    write_bmp(f("p1_colour.bmp"), 43, 37, 1, bmp_pack(i2, 1), palette=pal2)
+    write_bmp(f("p8_topdown.bmp"), 47, 39, 8, bmp_pack(i256, 8), palette=pal256, topdown=True)
+    write_bmp(f("p8_short_palette.bmp"), 47, 39, 8, bmp_pack(i256, 8), palette=pal16, colors=16)
+    write_bmp(f("p4_os2.bmp"), 53, 45, 4, bmp_pack(i16, 4), hsize=12, palette=bytes(b for i in range(16) for b in pal16[4 * i:4 * i + 3]))
+    write_bmp(f("p8_v5.bmp"), 47, 39, 8, bmp_pack(i256, 8), hsize=124, palette=pal256)
+    write_bmp(f("p8_offset_after_header.bmp"), 47, 39, 8, bmp_pack(i256, 8), palette=pal256, offset=54)
+    write_bmp(f("l4_grey_quirk.bmp"), 53, 45, 4, bmp_pack(i16, 4) + [b"\0" * 40] * 30, palette=b"".join(bytes([i, i, i, 0]) for i in range(16)))
+    write_bmp(f("rgb24_os2.bmp"), 67, 61, 24, [bytes(r[:, ::-1].reshape(-1)) for r in rgb[::-1]], hsize=12)
+    write_bmp(f("rgb24_nopad_last.bmp"), 67, 61, 24, [bytes(r[:, ::-1].reshape(-1)) for r in rgb[::-1]])
+    open(f("rgb24_nopad_last.bmp"), "r+b").truncate(os.path.getsize(f("rgb24_nopad_last.bmp")) - 3)
+    v = rgb.astype(np.uint32)
+    p555 = ((v[..., 0] >> 3) << 10 | (v[..., 1] >> 3) << 5 | (v[..., 2] >> 3)).astype("<u2")
+    p565 = ((v[..., 0] >> 3) << 11 | (v[..., 1] >> 2) << 5 | (v[..., 2] >> 3)).astype("<u2")
+    write_bmp(f("rgb16_555.bmp"), 67, 61, 16, [r.tobytes() for r in p555])
+    write_bmp(f("rgb16_565_bitfields.bmp"), 67, 61, 16, [r.tobytes() for r in p565], compression=3, masks=(0xF800, 0x7E0, 0x1F))
+    write_bmp(f("rgb16_555_bitfields_v4.bmp"), 67, 61, 16, [r.tobytes() for r in p555], hsize=108, compression=3, masks=(0x7C00, 0x3E0, 0x1F, 0))
+    a = rng.integers(0, 256, (61, 67)).astype(np.uint32)
+    for name, m, word in [
+        ("bgrx", (0xFF0000, 0xFF00, 0xFF, 0), v[..., 0] << 16 | v[..., 1] << 8 | v[..., 2]),
+        ("xbgr", (0xFF000000, 0xFF0000, 0xFF00, 0), v[..., 0] << 24 | v[..., 1] << 16 | v[..., 2] << 8),
+        ("abgr", (0xFF000000, 0xFF0000, 0xFF00, 0xFF), v[..., 0] << 24 | v[..., 1] << 16 | v[..., 2] << 8 | a),
+        ("rgba", (0xFF, 0xFF00, 0xFF0000, 0xFF000000), a << 24 | v[..., 2] << 16 | v[..., 1] << 8 | v[..., 0]),
+        ("bgra", (0xFF0000, 0xFF00, 0xFF, 0xFF000000), a << 24 | v[..., 0] << 16 | v[..., 1] << 8 | v[..., 2]),
+    ]:
+        write_bmp(f(f"rgb32_{name}.bmp"), 67, 61, 32, [r.astype("<u4").tobytes() for r in word], hsize=124, compression=3, masks=m)
+    write_bmp(f("rgb32_raw.bmp"), 67, 61, 32, [(r | 0xAB000000).astype("<u4").tobytes() for r in v[..., 0] << 16 | v[..., 1] << 8 | v[..., 2]])
+    write_bmp(f("rgb32_bitfields_40.bmp"), 67, 61, 32, [r.astype("<u4").tobytes() for r in v[..., 0] << 16 | v[..., 1] << 8 | v[..., 2]], compression=3, masks=(0xFF0000, 0xFF00, 0xFF))
+    write_bmp(f("rle8.bmp"), 47, 39, 8, rle8(i256 // 40), compression=1, palette=pal256)
+    write_bmp(f("rle4.bmp"), 53, 45, 4, rle4(i16 // 3), compression=2, palette=pal16)
+    write_bmp(f("rle8_delta.bmp"), 20, 6, 8, b"\x05\x07\x00\x02\x09\x09\x03\x01\x04\x05\x00\x00" + b"\x14\x08\x00\x00" * 5, compression=1, palette=pal256)
+    write_bmp(f("rle8_grey.bmp"), 47, 39, 8, rle8(i256), compression=1, palette=b"".join(bytes([i, i, i, 0]) for i in range(256)))
+    # refused or damaged, for the verdicts
+    os.makedirs(f("edge"), exist_ok=True)
+    write_bmp(f("edge/bmp_2bit.bmp"), 10, 4, 2, [b"\x1b\x1b\x1b"] * 4, palette=pal16[:16])
+    write_bmp(f("edge/bmp_header_56.bmp"), 10, 4, 24, [b"\x10" * 30] * 4, hsize=56)
+    write_bmp(f("edge/bmp_rle_bw.bmp"), 10, 4, 8, b"\x0a\x01\x00\x00" * 4 + b"\x00\x01", compression=1, palette=bytes([0, 0, 0, 0, 255, 255, 255, 0]), colors=2)
+    write_bmp(f("edge/bmp_rle_short.bmp"), 10, 4, 8, b"\x0a\x01\x00\x00" * 3 + b"\x00\x01", compression=1, palette=pal256)
+    write_bmp(f("edge/bmp_rle_abs_odd4.bmp"), 10, 4, 4, b"\x00\x05\x12\x34\x56\x00" + b"\x0a\x11\x00\x00" * 4 + b"\x00\x01", compression=2, palette=pal16)
+    write_bmp(f("edge/bmp_rle_delta_cut.bmp"), 10, 4, 8, b"\x0a\x01\x00\x02\x01", compression=1, palette=pal256)
+    write_bmp(f("edge/bmp_bad_masks.bmp"), 10, 4, 32, [b"\x10" * 40] * 4, compression=3, masks=(0xFF, 0xFF00, 0xFF0000), hsize=40)
+    write_bmp(f("edge/bmp_jpeg.bmp"), 10, 4, 24, [b"\x10" * 30] * 4, compression=4)
+    write_bmp(f("edge/bmp_colors_300.bmp"), 10, 4, 8, [b"\x01" * 10] * 4, palette=pal256 + pal256[:176], colors=300)
+    write_bmp(f("edge/bmp_palette_cut.bmp"), 10, 4, 8, [b"\x05" * 10] * 4, palette=pal16[:30], colors=16, offset=14 + 40 + 64)
+    write_bmp(f("edge/bmp_height_0.bmp"), 10, 0, 24, [])
+    write_bmp(f("edge/bmp_short.bmp"), 67, 61, 24, [bytes(r[:, ::-1].reshape(-1)) for r in rgb[::-1]][:60])
+
+
 def cmd_gen_formats(root):
     """Every mode Pillow reads for PPM/PGM/PBM, GIF and WebP (later BMP and
     TIFF), written by Pillow where it writes them and by hand otherwise;
@@ -539,6 +674,8 @@ def cmd_gen_formats(root):
     Image.fromarray(pattern(rng, 227, 229, 1)[..., 0]).save(f("lossy_l.webp"))
     wf = [Image.fromarray(pattern(rng, 100, 90, 3)) for _ in range(2)]
     wf[0].save(f("anim.webp"), save_all=True, append_images=wf[1:], duration=40)
+    # ---- BMP
+    gen_bmp(f, rng)
     # ---- edge cases, some of which Pillow refuses (checked by verdicts)
     os.makedirs(f("edge"), exist_ok=True)
     edge = {
