@@ -24,6 +24,7 @@
 #include "imgsrc.h"
 #include "imgstamp.h"
 #include "manifest.h"
+#include "labels.h"
 #include "stream.h"
 #include "transform.h"
 
@@ -65,6 +66,11 @@ static const char usage[] =
 	"  --classes auto|folder|none  directories as ImageFolder roots: auto (default)\n"
 	"                       when a directory holds subdirectories and no images of\n"
 	"                       its own; folder: always; none: never (labels -1)\n"
+	"  --labels FILE        labels from NAME LABEL lines (LABEL a class name or\n"
+	"                       index; NAME an image's path or file name), e.g. for\n"
+	"                       a flat validation folder\n"
+	"  --classes-file FILE  with --labels: the class list, one name per line\n"
+	"                       (default: the sorted class names of the labels)\n"
 	"  --shard I/N          only every N-th image of the listing, from the I-th\n"
 	"  --max-pixels N       skip images with more pixels (default 178956970)\n"
 	"  --strict             stop at the first bad image (as --max-errors 0)\n"
@@ -93,11 +99,11 @@ enum {
 	OPT_NO_FLIP, OPT_JITTER, OPT_SEED, OPT_EPOCHS, OPT_SHUFFLE, OPT_SHUFFLE_BUFFER,
 	OPT_LOG_AUGMENT, OPT_PATCH, OPT_CHANNELS, OPT_MEAN, OPT_STD, OPT_CLASSES, OPT_SHARD,
 	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL, OPT_PRESET, OPT_MAX_ERRORS, OPT_ERRORS,
-	OPT_LIST, OPT_SKIP_DONE, OPT_CHECKSUM,
+	OPT_LIST, OPT_SKIP_DONE, OPT_CHECKSUM, OPT_LABELS, OPT_CLASSES_FILE,
 };
 
 typedef struct {
-	const char *output, *log_augment, *errors, *skip_done;
+	const char *output, *log_augment, *errors, *skip_done, *labels, *classes_file;
 	int64_t max_errors; /* -1: skip every bad image, fail at the end if any */
 	int list, checksum;
 	int train, size, resize, patch, channels, batch, level;
@@ -187,6 +193,8 @@ static void parse_options(options *o, int argc, char **argv)
 		{"mean", required_argument, 0, OPT_MEAN},
 		{"std", required_argument, 0, OPT_STD},
 		{"classes", required_argument, 0, OPT_CLASSES},
+		{"labels", required_argument, 0, OPT_LABELS},
+		{"classes-file", required_argument, 0, OPT_CLASSES_FILE},
 		{"shard", required_argument, 0, OPT_SHARD},
 		{"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
 		{"strict", no_argument, 0, OPT_STRICT},
@@ -293,6 +301,8 @@ static void parse_options(options *o, int argc, char **argv)
 			else
 				aim_usage_error("--classes: expected auto, folder or none, not '%s'", optarg);
 			break;
+		case OPT_LABELS: o->labels = optarg; break;
+		case OPT_CLASSES_FILE: o->classes_file = optarg; break;
 		case OPT_SHARD: aim_opt_shard("--shard", optarg, &o->shard_i, &o->shard_n); break;
 		case OPT_MAX_PIXELS:
 			o->max_pixels = aim_opt_int("--max-pixels", optarg, 1, INT64_MAX);
@@ -337,6 +347,8 @@ static void parse_options(options *o, int argc, char **argv)
 		else
 			o->std[0] = 0.226;
 	}
+	if (o->classes_file && !o->labels)
+		aim_usage_error("--classes-file needs --labels");
 	if (o->nmean != o->channels || o->nstd != o->channels)
 		aim_usage_error("--mean and --std need %d value%s for --channels %d", o->channels,
 				o->channels > 1 ? "s" : "", o->channels);
@@ -363,6 +375,8 @@ static void build_listing(const options *o, aim_imglist *l)
 	}
 	if (l->n == 0)
 		aim_die("no images found");
+	if (o->labels && aim_imglist_apply_labels(l, o->labels, o->classes_file) < 0)
+		aim_die("%s", aim_errmsg());
 }
 
 /* ---- one batch ------------------------------------------------------------- */
