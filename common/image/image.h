@@ -6,7 +6,7 @@
  * decode_*.c, which says what it accepts):
  *   JPEG: grayscale, YCbCr/RGB, CMYK/YCCK (Adobe polarity).
  *   PNG:  gray 1/2/4/8/16 bits, RGB 8/16, palette 1/2/4/8 bits, gray+alpha,
- *         RGBA.
+ *         RGBA; chunks read by Pillow's rules (decode_png.c).
  *   WebP: lossy and lossless, with or without alpha; the first frame of
  *         an animation.
  *   GIF:  the first frame (Pillow's own LZW decoder's rules).

@@ -21,7 +21,7 @@ for i in range(3):
     open(f"{d}/good{i}.png", "wb").write(png(40 + i, 30, i))
 p = png(64, 48, 9)
 open(f"{d}/truncated.png", "wb").write(p[: len(p) // 2])
-c = bytearray(p); c[60] ^= 0xFF  # inside IDAT: the CRC no longer matches
+c = bytearray(p); c[60] ^= 0xFF  # inside IDAT: corrupt zlib data (Pillow ignores IDAT CRCs, not this)
 open(f"{d}/corrupt.png", "wb").write(bytes(c))
 open(f"{d}/big.png", "wb").write(png(2000, 1000, 1))
 open(f"{d}/notimage.jpg", "wb").write(b"hello, this is text\n")

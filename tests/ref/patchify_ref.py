@@ -19,6 +19,8 @@
                                       BMP and TIFF that Pillow reads
   patchify_ref.py gen-tar SRC OUT EXP WebDataset shards of SRC's images
   patchify_ref.py labels-tar STREAM EXP   labels equal the shards' KEY.cls
+  patchify_ref.py gen-damaged DIR     PNGs and JPEGs damaged as real corpora
+                                      are (Pillow accepts some, refuses others)
   patchify_ref.py cut SRC OUT         damaged copies (cut short, a byte flipped)
   patchify_ref.py verdicts STREAM ERR FILE...  aim-patchify keeps exactly the
                                       damaged files Pillow decodes
@@ -708,6 +710,113 @@ def cmd_gen_formats(root):
     return 0
 
 
+def png_chunk_crc(kind, data, crc=None):
+    c = zlib.crc32(kind + data) & 0xFFFFFFFF if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", c)
+def cmd_gen_damaged(out):
+    """PNGs and JPEGs broken in the ways real-world corpora are: bad CRCs
+    (before, in and after the image data), cut and unknown chunks, zlib
+    streams that end early, late or never, text chunks past Pillow's
+    limits, broken APNG sequences, markers after the last JPEG scan. Pillow
+    accepts some and refuses others; verdicts checks aim-patchify agrees."""
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(5)
+    w, h = 37, 29
+    a = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    raw = b"".join(b"\0" + a[y].tobytes() for y in range(h))
+    ihdr = png_chunk_crc(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    sig = b"\x89PNG\r\n\x1a\n"
+    z = zlib.compress(raw, 9)
+    idat = png_chunk_crc(b"IDAT", z)
+    iend = png_chunk_crc(b"IEND", b"")
+    F = {}
+    F["ok"] = sig + ihdr + idat + iend
+    F["idat_bad_crc"] = sig + ihdr + png_chunk_crc(b"IDAT", z, 0x12345678) + iend
+    F["idat_split_bad_crc"] = sig + ihdr + png_chunk_crc(b"IDAT", z[:100], 1) + png_chunk_crc(b"IDAT", z[100:], 2) + iend
+    F["ihdr_bad_crc"] = sig + png_chunk_crc(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0), 7) + idat + iend
+    F["text_before_bad_crc"] = sig + ihdr + png_chunk_crc(b"tEXt", b"k\0v", 9) + idat + iend
+    F["text_after_bad_crc"] = sig + ihdr + idat + png_chunk_crc(b"tEXt", b"k\0v", 9) + iend
+    F["iend_bad_crc"] = sig + ihdr + idat + png_chunk_crc(b"IEND", b"", 3)
+    F["no_iend"] = sig + ihdr + idat
+    F["iend_cut"] = (sig + ihdr + idat + iend)[:-3]
+    F["text_after_cut"] = sig + ihdr + idat + png_chunk_crc(b"tEXt", b"key\0" + b"v" * 50)[:-20]
+    F["unknown_after_cut"] = sig + ihdr + idat + png_chunk_crc(b"abCd", b"x" * 50)[:-20]
+    F["idat_after_cut"] = sig + ihdr + idat + png_chunk_crc(b"IDAT", b"x" * 50)[:-20]
+    F["trailing_garbage"] = sig + ihdr + idat + iend + b"garbage" * 10
+    F["garbage_instead_of_iend"] = sig + ihdr + idat + b"\0\0\0\0!!!!"
+    F["extra_zlib_after_rows"] = sig + ihdr + png_chunk_crc(b"IDAT", zlib.compress(raw + b"\0" * 500)) + iend
+    F["corrupt_zlib_after_rows"] = sig + ihdr + png_chunk_crc(b"IDAT", z[:-6] + b"\xff\xff\xff\xff\xff\xff") + iend
+    F["bad_adler"] = sig + ihdr + png_chunk_crc(b"IDAT", z[:-4] + b"\0\0\0\0") + iend
+    F["zlib_cut_after_rows"] = sig + ihdr + png_chunk_crc(b"IDAT", zlib.compressobj(9).compress(raw) + zlib.compressobj(9).flush(zlib.Z_SYNC_FLUSH)[:0]) + iend
+    co = zlib.compressobj(9); zz = co.compress(raw) + co.flush(zlib.Z_SYNC_FLUSH)
+    F["zlib_no_end"] = sig + ihdr + png_chunk_crc(b"IDAT", zz) + iend
+    F["idat_interrupted"] = sig + ihdr + png_chunk_crc(b"IDAT", z[:100]) + png_chunk_crc(b"tEXt", b"a\0b") + png_chunk_crc(b"IDAT", z[100:]) + iend
+    F["empty_idat_first"] = sig + ihdr + png_chunk_crc(b"IDAT", b"") + idat + iend
+    F["too_much_data"] = sig + ihdr + png_chunk_crc(b"IDAT", zlib.compress(raw + raw)) + iend
+    big = zlib.compress(b"x" * (2 << 20))
+    F["ztxt_big_before"] = sig + ihdr + png_chunk_crc(b"zTXt", b"k\0\0" + big) + idat + iend
+    F["ztxt_big_after"] = sig + ihdr + idat + png_chunk_crc(b"zTXt", b"k\0\0" + big) + iend
+    F["ztxt_ok_after"] = sig + ihdr + idat + png_chunk_crc(b"zTXt", b"k\0\0" + zlib.compress(b"x" * 1000)) + iend
+    F["itxt_big_after"] = sig + ihdr + idat + png_chunk_crc(b"iTXt", b"k\0\1\0\0\0" + big) + iend
+    F["iccp_big"] = sig + ihdr + png_chunk_crc(b"iCCP", b"p\0\0" + big) + idat + iend
+    F["ztxt_bad_method"] = sig + ihdr + png_chunk_crc(b"zTXt", b"k\0\1abc") + idat + iend
+    F["ztxt_corrupt"] = sig + ihdr + png_chunk_crc(b"zTXt", b"k\0\0abc") + idat + iend
+    F["bad_chunk_name_before"] = sig + ihdr + png_chunk_crc(b"a!cd", b"x") + idat + iend
+    F["bad_chunk_name_after"] = sig + ihdr + idat + png_chunk_crc(b"a!cd", b"x") + iend
+    F["phys_short"] = sig + ihdr + png_chunk_crc(b"pHYs", b"\0\0") + idat + iend
+    F["phys_short_after"] = sig + ihdr + idat + png_chunk_crc(b"pHYs", b"\0\0") + iend
+    F["srgb_empty"] = sig + ihdr + png_chunk_crc(b"sRGB", b"") + idat + iend
+    F["ihdr_filter_1"] = sig + png_chunk_crc(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 1, 0)) + idat + iend
+    F["ihdr_bad_mode"] = sig + png_chunk_crc(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 1, 0, 0, 0)) + idat + iend
+    F["ihdr_compression_1"] = sig + png_chunk_crc(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 1, 0, 0)) + idat + iend
+    F["bad_filter_byte"] = sig + ihdr + png_chunk_crc(b"IDAT", zlib.compress(b"\x07" + raw[1:])) + iend
+    F["plte_in_rgb"] = sig + ihdr + png_chunk_crc(b"PLTE", b"\0" * 9) + idat + iend
+    F["trns_after_idat"] = sig + ihdr + idat + png_chunk_crc(b"tRNS", b"\0\1\0\2\0\3") + iend
+    F["chunk_length_huge"] = sig + ihdr + idat + struct.pack(">I", 0x7fffffff) + b"tEXt" + b"abc"
+    # APNG
+    actl = png_chunk_crc(b"acTL", struct.pack(">II", 2, 0))
+    def fctl(seq, fw=w, fh=h, x=0, y=0):
+        return png_chunk_crc(b"fcTL", struct.pack(">IIIIIHHBB", seq, fw, fh, x, y, 1, 10, 0, 0))
+    def fdat(seq, data):
+        return png_chunk_crc(b"fdAT", struct.pack(">I", seq) + data)
+    F["apng_ok"] = sig + ihdr + actl + fctl(0) + idat + fctl(1) + fdat(2, z) + iend
+    F["apng_fctl_seq_1"] = sig + ihdr + actl + fctl(1) + idat + fctl(2) + fdat(3, z) + iend
+    F["apng_fdat_seq_bad"] = sig + ihdr + actl + fctl(0) + idat + fctl(1) + fdat(5, z) + iend
+    F["apng_fctl_too_big"] = sig + ihdr + actl + fctl(0, w + 5) + idat + iend
+    F["apng_fctl_short"] = sig + ihdr + actl + png_chunk_crc(b"fcTL", b"\0" * 10) + idat + iend
+    F["apng_actl_short"] = sig + ihdr + png_chunk_crc(b"acTL", b"\0" * 4) + idat + iend
+    F["apng_actl_zero"] = sig + ihdr + png_chunk_crc(b"acTL", struct.pack(">II", 0, 0)) + idat + iend
+    F["apng_two_actl"] = sig + ihdr + actl + actl + fctl(0) + idat + iend
+    F["apng_fdat_short"] = sig + ihdr + actl + fctl(0) + idat + fctl(1) + png_chunk_crc(b"fdAT", b"\0\0") + iend
+    F["apng_no_actl_fctl_after"] = sig + ihdr + idat + fctl(3) + iend
+    F["apng_fctl_after_default"] = sig + ihdr + actl + idat + fctl(0) + fdat(1, z) + iend
+    F["apng_missing_frame_data"] = sig + ihdr + actl + fctl(0) + idat + fctl(1) + fctl(2) + iend
+    F["apng_fdat_before_idat"] = sig + ihdr + actl + fctl(0) + fdat(1, z) + iend
+    for k, v in F.items():
+        open(f"{out}/{k}.png", "wb").write(v)
+    # JPEG
+    b = io.BytesIO(); Image.fromarray(rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)).save(b, "JPEG", quality=90); j = b.getvalue()
+    b = io.BytesIO(); Image.fromarray(rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)).save(b, "JPEG", quality=90, progressive=True); jp = b.getvalue()
+    J = {}
+    J["ok"] = j
+    J["no_eoi"] = j[:-2]
+    J["garbage_before_eoi"] = j[:-2] + b"garbage\x12\x34" + j[-2:]
+    J["bad_marker_before_eoi"] = j[:-2] + b"\xff\xc8\x00" + j[-2:]
+    J["bogus_segment_before_eoi"] = j[:-2] + b"\xff\xfe\x00\x01" + j[-2:]
+    J["dht_after_scan"] = j[:-2] + b"\xff\xc4\x00\x03\x00" + j[-2:]
+    J["sof_after_scan"] = j[:-2] + b"\xff\xc0\x00\x11\x08\x00\x28\x00\x30\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01" + j[-2:]
+    J["second_image"] = j[:-2] + j
+    J["trailing_garbage"] = j + b"x" * 100
+    J["app_after_scan"] = j[:-2] + b"\xff\xe1\x00\x04ab" + j[-2:]
+    J["app_after_scan_cut"] = j[:-2] + b"\xff\xe1\x00\x40ab"
+    J["p_no_eoi"] = jp[:-2]
+    J["p_garbage_before_eoi"] = jp[:-2] + b"\xff\xc8\x00" + jp[-2:]
+    J["rst_garbage"] = j[:-2] + b"\xff\xd3" + j[-2:]
+    for k, v in J.items():
+        open(f"{out}/j_{k}.jpg", "wb").write(v)
+    return 0
+
+
 def cmd_gen_tar(src, out, expected):
     """WebDataset shards from the JPEG and PNG files below src: two shards,
     each sample KEY.jpg or KEY.png, most with KEY.cls, some with KEY.txt,
@@ -737,7 +846,7 @@ def cmd_gen_tar(src, out, expected):
 
 
 def main(argv):
-    cmds = {"gen": cmd_gen, "val": cmd_val, "labels": cmd_labels, "train": cmd_train, "same": cmd_same, "count": cmd_count, "epochs": cmd_epochs, "labels-tar": cmd_labels_tar, "gen-tar": cmd_gen_tar, "cut": cmd_cut, "verdicts": cmd_verdicts, "gen-formats": cmd_gen_formats}
+    cmds = {"gen": cmd_gen, "val": cmd_val, "labels": cmd_labels, "train": cmd_train, "same": cmd_same, "count": cmd_count, "epochs": cmd_epochs, "labels-tar": cmd_labels_tar, "gen-tar": cmd_gen_tar, "cut": cmd_cut, "verdicts": cmd_verdicts, "gen-formats": cmd_gen_formats, "gen-damaged": cmd_gen_damaged}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__)
         return 2
