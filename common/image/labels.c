@@ -150,8 +150,10 @@ int aim_imglist_apply_labels(aim_imglist *l, const char *labels_path, const char
 	int *label = NULL, *idx = NULL;
 	const char **names = NULL;
 	int rc = AIM_OK;
-	if (classes_path && read_classes(classes_path, &classes) < 0)
+	if (classes_path && read_classes(classes_path, &classes) < 0) {
+		strings_free(&classes);
 		return AIM_ERR;
+	}
 	FILE *f = fopen(labels_path, "r");
 	if (!f) {
 		strings_free(&classes);
