@@ -610,8 +610,8 @@ int main(int argc, char **argv)
 		if (s.logits_w)
 			write_logits(&s, &r, logits, B, labels);
 		seen += B;
-		aim_progress_update(&prog, "%lld samples, top-1 %.2f", (long long)seen,
-				    aim_metrics_top1(&s.m));
+		aim_progress_count(&prog, seen, "samples", aim_reader_fraction(rd), "top-1 %.2f",
+				   aim_metrics_top1(&s.m));
 	}
 	aim_progress_end(&prog);
 	if (rc < 0)

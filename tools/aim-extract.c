@@ -421,7 +421,7 @@ int main(int argc, char **argv)
 		if (wr < 0)
 			aim_die_status(wr);
 		done += nsel;
-		aim_progress_update(&prog, "%lld images", (long long)done);
+		aim_progress_count(&prog, done, "images", aim_reader_fraction(rd), NULL);
 	}
 	if (w && rc < 0)
 		aim_die_status(rc);

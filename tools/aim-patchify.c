@@ -22,6 +22,9 @@
 #include "fileio.h"
 #include "image.h"
 #include "imgsrc.h"
+#include "imgstamp.h"
+#include "manifest.h"
+#include "labels.h"
 #include "stream.h"
 #include "transform.h"
 
@@ -63,9 +66,24 @@ static const char usage[] =
 	"  --classes auto|folder|none  directories as ImageFolder roots: auto (default)\n"
 	"                       when a directory holds subdirectories and no images of\n"
 	"                       its own; folder: always; none: never (labels -1)\n"
+	"  --labels FILE        labels from NAME LABEL lines (LABEL a class name or\n"
+	"                       index; NAME an image's path or file name), e.g. for\n"
+	"                       a flat validation folder\n"
+	"  --classes-file FILE  with --labels: the class list, one name per line\n"
+	"                       (default: the sorted class names of the labels)\n"
 	"  --shard I/N          only every N-th image of the listing, from the I-th\n"
 	"  --max-pixels N       skip images with more pixels (default 178956970)\n"
-	"  --strict             stop at the first bad image\n"
+	"  --strict             stop at the first bad image (as --max-errors 0)\n"
+	"  --max-errors N       stop and fail when more than N images are bad; with N or\n"
+	"                       fewer, exit 0 (default: skip every bad image, exit 1)\n"
+	"  --errors FILE        write NAME<TAB>REASON of every bad image to FILE\n"
+	"Incremental runs:\n"
+	"  --list               print the listing as NAME, SIZE, MTIME[, SHA256] (TSV)\n"
+	"                       instead of decoding anything\n"
+	"  --skip-done FILE     skip images FILE lists with their current size and mtime\n"
+	"                       (a manifest: --list or aim-retrieve --list output)\n"
+	"  --checksum           --list: add each file's SHA-256; --skip-done: an image is\n"
+	"                       done only if its SHA-256 matches too\n"
 	"Output:\n"
 	"  -o, --output FILE    output file (default standard output)\n"
 	"  --batch B            images per record (default 64)\n"
@@ -80,13 +98,16 @@ enum {
 	OPT_TRANSFORM = AIM_OPT_FIRST_TOOL, OPT_SIZE, OPT_RESIZE, OPT_SCALE, OPT_RATIO,
 	OPT_NO_FLIP, OPT_JITTER, OPT_SEED, OPT_EPOCHS, OPT_SHUFFLE, OPT_SHUFFLE_BUFFER,
 	OPT_LOG_AUGMENT, OPT_PATCH, OPT_CHANNELS, OPT_MEAN, OPT_STD, OPT_CLASSES, OPT_SHARD,
-	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL, OPT_PRESET,
+	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL, OPT_PRESET, OPT_MAX_ERRORS, OPT_ERRORS,
+	OPT_LIST, OPT_SKIP_DONE, OPT_CHECKSUM, OPT_LABELS, OPT_CLASSES_FILE,
 };
 
 typedef struct {
-	const char *output, *log_augment;
+	const char *output, *log_augment, *errors, *skip_done, *labels, *classes_file;
+	int64_t max_errors; /* -1: skip every bad image, fail at the end if any */
+	int list, checksum;
 	int train, size, resize, patch, channels, batch, level;
-	int shard_i, shard_n, shuffle, shuffle_buffer, strict, epochs_set;
+	int shard_i, shard_n, shuffle, shuffle_buffer, epochs_set;
 	const char *train_only; /* a train option given, for the check with val */
 	double mean[3], std[3];
 	int nmean, nstd;
@@ -172,12 +193,19 @@ static void parse_options(options *o, int argc, char **argv)
 		{"mean", required_argument, 0, OPT_MEAN},
 		{"std", required_argument, 0, OPT_STD},
 		{"classes", required_argument, 0, OPT_CLASSES},
+		{"labels", required_argument, 0, OPT_LABELS},
+		{"classes-file", required_argument, 0, OPT_CLASSES_FILE},
 		{"shard", required_argument, 0, OPT_SHARD},
 		{"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
 		{"strict", no_argument, 0, OPT_STRICT},
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"level", required_argument, 0, OPT_LEVEL},
 		{"preset", required_argument, 0, OPT_PRESET},
+		{"max-errors", required_argument, 0, OPT_MAX_ERRORS},
+		{"errors", required_argument, 0, OPT_ERRORS},
+		{"list", no_argument, 0, OPT_LIST},
+		{"skip-done", required_argument, 0, OPT_SKIP_DONE},
+		{"checksum", no_argument, 0, OPT_CHECKSUM},
 		AIM_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
 	};
@@ -192,6 +220,7 @@ static void parse_options(options *o, int argc, char **argv)
 	o->shuffle_buffer = 1000;
 	o->max_pixels = AIM_IMAGE_DEFAULT_MAX_PIXELS;
 	o->classes = AIM_CLASSES_AUTO;
+	o->max_errors = -1;
 	aim_train_aug_default(&o->aug);
 	double jit[3];
 	int c, n;
@@ -272,16 +301,27 @@ static void parse_options(options *o, int argc, char **argv)
 			else
 				aim_usage_error("--classes: expected auto, folder or none, not '%s'", optarg);
 			break;
+		case OPT_LABELS: o->labels = optarg; break;
+		case OPT_CLASSES_FILE: o->classes_file = optarg; break;
 		case OPT_SHARD: aim_opt_shard("--shard", optarg, &o->shard_i, &o->shard_n); break;
 		case OPT_MAX_PIXELS:
 			o->max_pixels = aim_opt_int("--max-pixels", optarg, 1, INT64_MAX);
 			break;
-		case OPT_STRICT: o->strict = 1; break;
+		case OPT_STRICT: o->max_errors = 0; break;
+		case OPT_MAX_ERRORS:
+			o->max_errors = aim_opt_int("--max-errors", optarg, 0, INT64_MAX);
+			break;
+		case OPT_ERRORS: o->errors = optarg; break;
+		case OPT_LIST: o->list = 1; break;
+		case OPT_SKIP_DONE: o->skip_done = optarg; break;
+		case OPT_CHECKSUM: o->checksum = 1; break;
 		case OPT_BATCH: o->batch = (int)aim_opt_int("--batch", optarg, 1, 1 << 20); break;
 		case OPT_LEVEL: o->level = (int)aim_opt_int("--level", optarg, 0, 19); break;
 		default: aim_common_option(c, optarg); break;
 		}
 	}
+	if (o->list && (o->skip_done || o->errors))
+		aim_usage_error("--list decodes nothing: --skip-done and --errors do not apply");
 	if (o->train && o->resize)
 		aim_usage_error("--resize applies to --transform val only");
 	if (!o->train && o->train_only)
@@ -307,6 +347,8 @@ static void parse_options(options *o, int argc, char **argv)
 		else
 			o->std[0] = 0.226;
 	}
+	if (o->classes_file && !o->labels)
+		aim_usage_error("--classes-file needs --labels");
 	if (o->nmean != o->channels || o->nstd != o->channels)
 		aim_usage_error("--mean and --std need %d value%s for --channels %d", o->channels,
 				o->channels > 1 ? "s" : "", o->channels);
@@ -333,6 +375,8 @@ static void build_listing(const options *o, aim_imglist *l)
 	}
 	if (l->n == 0)
 		aim_die("no images found");
+	if (o->labels && aim_imglist_apply_labels(l, o->labels, o->classes_file) < 0)
+		aim_die("%s", aim_errmsg());
 }
 
 /* ---- one batch ------------------------------------------------------------- */
@@ -630,11 +674,27 @@ static int write_batch(const options *o, const aim_imglist *l, output *out, slot
 
 typedef struct {
 	int64_t bad, shard_errors;
+	aim_outfile errors; /* --errors */
+	int errors_open;
 } counts;
+
+/* Name a bad input on stderr and in the --errors file. AIM_ERR once there
+ * are more than --max-errors. */
+static int note_bad(const options *o, counts *n, const char *name, const char *reason)
+{
+	aim_warn("%s: %s", name, reason);
+	if (n->errors_open) {
+		aim_tsv_put(n->errors.fp, name);
+		fputc('\t', n->errors.fp);
+		aim_tsv_put(n->errors.fp, reason);
+		fputc('\n', n->errors.fp);
+	}
+	return o->max_errors >= 0 && n->bad + n->shard_errors > o->max_errors ? AIM_ERR : AIM_OK;
+}
 
 /* Up to --batch items in walk order into slots (tar members are read
  * here, files later by the workers). Returns the number gathered (0 at the
- * end of the epoch), or AIM_ERR to stop (--strict and a shard failed). */
+ * end of the epoch), or AIM_ERR to stop (a shard failed, beyond --max-errors). */
 static int gather_batch(const options *o, aim_imgwalk *w, const unsigned char *bad,
 			slot *slots, counts *n)
 {
@@ -644,10 +704,14 @@ static int gather_batch(const options *o, aim_imgwalk *w, const unsigned char *b
 		int rc = aim_imgwalk_next(w, &nx);
 		if (rc == 0)
 			break;
-		if (rc < 0) {
-			aim_warn("%s", aim_errmsg());
+		if (rc < 0) { /* "SHARD: reason" */
+			char msg[512];
+			snprintf(msg, sizeof msg, "%s", aim_errmsg());
+			char *sep = strstr(msg, ": ");
+			if (sep)
+				*sep = 0;
 			n->shard_errors++;
-			if (o->strict)
+			if (note_bad(o, n, msg, sep ? sep + 2 : "cannot be read") < 0)
 				return AIM_ERR;
 			continue;
 		}
@@ -685,16 +749,15 @@ static void decode_batch(const options *o, const aim_imglist *l, int64_t epoch, 
 }
 
 /* Name each bad image of the batch on stderr, in the order of the batch,
- * and remember it. AIM_ERR with --strict. */
+ * and remember it. AIM_ERR beyond --max-errors. */
 static int report_bad(const options *o, const aim_imglist *l, const slot *slots, int count,
 		      unsigned char *bad, counts *n)
 {
 	for (int i = 0; i < count; i++)
 		if (!slots[i].ok) {
-			aim_warn("%s: %s", l->items[slots[i].item].name, slots[i].err);
 			bad[slots[i].item] = 1;
 			n->bad++;
-			if (o->strict)
+			if (note_bad(o, n, l->items[slots[i].item].name, slots[i].err) < 0)
 				return AIM_ERR;
 		}
 	return AIM_OK;
@@ -708,6 +771,57 @@ static char *classes_json(const aim_imglist *l)
 	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(a);
 	return s;
+}
+
+/* ---- incremental runs ------------------------------------------------------ */
+
+/* --list: the selected items with their stamps, nothing decoded. */
+static void print_listing(const options *o, const aim_imglist *l, const unsigned char *selected)
+{
+	aim_stamp *st = malloc(sizeof *st * (size_t)l->n);
+	aim_outfile f;
+	if (!st)
+		aim_die("out of memory");
+	if (aim_imglist_stamps(l, selected, o->checksum, st) < 0 || aim_out_open(&f, o->output, 0) < 0)
+		aim_die("%s", aim_errmsg());
+	for (int64_t i = 0; i < l->n; i++)
+		if (selected[i])
+			aim_manifest_put(f.fp, l->items[i].name, &st[i], o->checksum);
+	if (aim_out_commit(&f) < 0)
+		aim_die("%s", aim_errmsg());
+	free(st);
+}
+
+/* --skip-done: deselect the items the manifest records with their current
+ * stamp. Returns how many. */
+static int64_t skip_done(const options *o, const aim_imglist *l, unsigned char *selected)
+{
+	aim_manifest done;
+	aim_manifest_init(&done);
+	if (aim_manifest_read(&done, o->skip_done) < 0)
+		aim_die("--skip-done: %s", aim_errmsg());
+	/* Only the items the manifest names need a stat (and a hash). */
+	unsigned char *ask = calloc((size_t)l->n, 1);
+	aim_stamp *st = malloc(sizeof *st * (size_t)l->n);
+	int64_t *at = malloc(sizeof *at * (size_t)l->n);
+	if (!ask || !st || !at)
+		aim_die("out of memory");
+	for (int64_t i = 0; i < l->n; i++)
+		if (selected[i] && (at[i] = aim_manifest_find(&done, l->items[i].name)) >= 0)
+			ask[i] = 1;
+	if (aim_imglist_stamps(l, ask, o->checksum, st) < 0)
+		aim_die("%s", aim_errmsg());
+	int64_t skipped = 0;
+	for (int64_t i = 0; i < l->n; i++)
+		if (ask[i] && aim_stamp_same(&done.e[at[i]].st, &st[i])) {
+			selected[i] = 0;
+			skipped++;
+		}
+	if (aim_self.verbose)
+		aim_info("%s: %" PRId64 " of the listed images are up to date", o->skip_done, skipped);
+	free(ask), free(st), free(at);
+	aim_manifest_free(&done);
+	return skipped;
 }
 
 int main(int argc, char **argv)
@@ -730,6 +844,15 @@ int main(int argc, char **argv)
 	if (nselected == 0)
 		aim_die("--shard %d/%d selects none of the %" PRId64 " images", o.shard_i,
 			o.shard_n, l.n);
+	if (o.list) {
+		print_listing(&o, &l, selected);
+		free(selected);
+		free(bad);
+		aim_imglist_free(&l);
+		return AIM_EXIT_OK;
+	}
+	int64_t up_to_date = o.skip_done ? skip_done(&o, &l, selected) : 0;
+	nselected -= up_to_date;
 
 	output out = {0};
 	out.classes_json = classes_json(&l);
@@ -763,8 +886,13 @@ int main(int argc, char **argv)
 			aim_die("out of memory");
 	}
 	int cur = 0;
-	writer_start(&out);
 	counts n = {0};
+	if (o.errors) {
+		if (aim_out_open(&n.errors, o.errors, 0) < 0)
+			aim_die("%s", aim_errmsg());
+		n.errors_open = 1;
+	}
+	writer_start(&out);
 	aim_progress pg;
 	aim_progress_start(&pg, 10);
 	for (int64_t epoch = 0; epoch < o.epochs; epoch++) {
@@ -779,8 +907,9 @@ int main(int argc, char **argv)
 				goto failed;
 			if (write_batch(&o, &l, &out, slots, got, &ob[cur], epoch))
 				cur ^= 1; /* the other buffer's write has been waited for */
-			aim_progress_update(&pg, "epoch %" PRId64 ": %" PRId64 " images written, %" PRId64
-					    " skipped", epoch, out.written, n.bad);
+			int64_t seen = out.written + n.bad * (epoch + 1), total = nselected * o.epochs;
+			aim_progress_count(&pg, seen, "images", total ? (double)seen / (double)total : -1,
+					   "epoch %" PRId64 ", %" PRId64 " skipped", epoch, n.bad);
 		}
 		aim_imgwalk_free(w);
 		if (got < 0)
@@ -795,12 +924,20 @@ int main(int argc, char **argv)
 		return AIM_EXIT_OK;
 	if (rc < 0)
 		aim_die("%s", aim_errmsg());
+	if (n.errors_open && aim_out_commit(&n.errors) < 0)
+		aim_die("%s", aim_errmsg());
+	char done_s[64] = "";
+	if (o.skip_done)
+		snprintf(done_s, sizeof done_s, ", %" PRId64 " up to date", up_to_date);
 	if (n.bad || n.shard_errors) {
-		aim_warn("%" PRId64 " images written, %" PRId64 " skipped%s", out.written, n.bad,
-			 n.shard_errors ? ", and tar shards failed to read" : "");
-		return AIM_EXIT_FAILURE;
+		aim_warn("%" PRId64 " images written, %" PRId64 " skipped%s%s", out.written, n.bad,
+			 n.shard_errors ? ", and tar shards failed to read" : "", done_s);
+		if (o.max_errors < 0)
+			return AIM_EXIT_FAILURE;
+	} else {
+		aim_info("%" PRId64 " images written in %" PRId64 " records%s", out.written,
+			 out.records, done_s);
 	}
-	aim_info("%" PRId64 " images written in %" PRId64 " records", out.written, out.records);
 	free(slots);
 	for (int i = 0; i < 2; i++) {
 		free(ob[i].patches);
@@ -817,9 +954,14 @@ int main(int argc, char **argv)
 
 failed:
 	writer_stop(&out);
-	aim_warn("stopped at the first bad input (--strict)");
+	if (o.max_errors == 0)
+		aim_warn("stopped at the first bad input (--strict or --max-errors 0)");
+	else
+		aim_warn("stopped: more than %" PRId64 " bad inputs (--max-errors)", o.max_errors);
 	if (out.log_open)
 		aim_out_abort(&out.log);
+	if (n.errors_open && aim_out_commit(&n.errors) < 0)
+		aim_warn("%s", aim_errmsg());
 	aim_writer_abort(out.w);
 	return AIM_EXIT_FAILURE;
 }

@@ -258,6 +258,7 @@ static void train_on_features(aim_probe_trainer *tr, const probe_opts *o, aim_re
 		aim_die("out of memory for a batch of %lld", (long long)B);
 	aim_progress prog;
 	aim_progress_start(&prog, 30);
+	int64_t all = 0; /* samples of every epoch, for the rate */
 	for (int epoch = 0; epoch < o->hp.epochs; epoch++) {
 		if (aim_probe_samples_start_epoch(&src))
 			aim_die_status(AIM_ERR);
@@ -268,9 +269,10 @@ static void train_on_features(aim_probe_trainer *tr, const probe_opts *o, aim_re
 			if (aim_probe_trainer_step(tr, x, y, n, progress))
 				aim_die_status(AIM_ERR);
 			done += n;
-			aim_progress_update(&prog, "epoch %d/%d, %lld/%lld samples, loss %.4f",
-					    epoch + 1, o->hp.epochs, (long long)done, (long long)src.total,
-					    running_loss(tr));
+			all += n;
+			aim_progress_count(&prog, all, "samples",
+					   (epoch + (double)done / (double)src.total) / o->hp.epochs,
+					   "epoch %d/%d, loss %.4f", epoch + 1, o->hp.epochs, running_loss(tr));
 		}
 		if (n < 0)
 			aim_die_status((int)n);
@@ -336,7 +338,7 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 	int64_t *y = NULL;
 	size_t xcap = 0;
 	int epoch = 0, by_meta = -1, started = 0;
-	int64_t done = 0;
+	int64_t done = 0, all = 0;
 	aim_progress prog;
 	aim_progress_start(&prog, 30);
 	for (;;) {
@@ -438,8 +440,11 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 		if (aim_probe_trainer_step(tr, x, y, n, epoch + frac))
 			aim_die_status(AIM_ERR);
 		done += n;
-		aim_progress_update(&prog, "epoch %d/%d, %lld images, loss %.4f", epoch + 1, o->hp.epochs,
-				    (long long)done, running_loss(tr));
+		all += n;
+		/* known once a pass has been counted, or from the files' sizes */
+		double pass = per_epoch ? frac : aim_reader_fraction(rd);
+		aim_progress_count(&prog, all, "images", pass >= 0 ? (epoch + pass) / o->hp.epochs : -1,
+				   "epoch %d/%d, loss %.4f", epoch + 1, o->hp.epochs, running_loss(tr));
 	}
 	aim_progress_end(&prog);
 	if (!started)

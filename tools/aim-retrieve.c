@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "manifest.h"
 #include "retrieve.h"
 #include "stream.h"
 
@@ -31,6 +32,16 @@ static const char usage[] =
 	"  --save-index FILE    write the prepared bank as an index file; without\n"
 	"                       QUERIES nothing else is done\n"
 	"  --shard I/N          search only shard I of N of the bank (contiguous rows)\n"
+	"Updating an index (with --save-index; --bank optional, an index or streams):\n"
+	"  --add FEATURES       add the rows of these features streams or index files\n"
+	"                       (repeatable, globs, -); a row replaces the bank's row\n"
+	"                       of the same name\n"
+	"  --remove FILE        drop the rows named in FILE (one name per line, or TSV)\n"
+	"  --sync LISTING       keep only what LISTING (aim-patchify --list) lists with\n"
+	"                       the size, mtime (and SHA-256) recorded; its order and ids\n"
+	"  --commit-every N     write the index after every N added rows, so that a\n"
+	"                       killed run loses at most N\n"
+	"  --list               print the bank's rows as NAME, SIZE, MTIME[, SHA256] (TSV)\n"
 	"Search:\n"
 	"  -k K                 neighbours per query (default 10; 20 with --knn)\n"
 	"  --max-score T        drop neighbours scoring above T (near-duplicates)\n"
@@ -59,12 +70,16 @@ static const char usage[] =
 enum {
 	OPT_BANK = AIM_OPT_FIRST_TOOL, OPT_POOL, OPT_IP, OPT_SAVE_INDEX, OPT_SHARD, OPT_MAX_SCORE,
 	OPT_DIVERSE, OPT_DROPOUT, OPT_SEED, OPT_EXCLUDE_SELF, OPT_FORMAT, OPT_MERGE, OPT_KNN,
-	OPT_TEMPERATURE, OPT_JSON, OPT_SHEET, OPT_IMAGE_ROOT, OPT_THUMB,
+	OPT_TEMPERATURE, OPT_JSON, OPT_SHEET, OPT_IMAGE_ROOT, OPT_THUMB, OPT_ADD, OPT_REMOVE,
+	OPT_SYNC, OPT_COMMIT_EVERY, OPT_LIST,
 };
 
 typedef struct {
-	char **bank;
-	int nbank;
+	char **bank, **add;
+	int nbank, nadd;
+	const char *remove, *sync;
+	int64_t commit_every;
+	int list;
 	int k;
 	int pool, pool_set, ip;
 	const char *save_index, *output, *sheet, *image_root;
@@ -77,19 +92,19 @@ typedef struct {
 } options;
 
 /* Bank arguments may be globs (quoted so the shell leaves them to us). */
-static void add_bank(options *o, const char *arg)
+static void add_path(char ***v, int *n, const char *arg)
 {
 	glob_t g;
 	if (strpbrk(arg, "*?[") && glob(arg, 0, NULL, &g) == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++) {
-			o->bank = realloc(o->bank, sizeof(char *) * (size_t)(o->nbank + 1));
-			o->bank[o->nbank++] = strdup(g.gl_pathv[i]);
+			*v = realloc(*v, sizeof(char *) * (size_t)(*n + 1));
+			(*v)[(*n)++] = strdup(g.gl_pathv[i]);
 		}
 		globfree(&g);
 		return;
 	}
-	o->bank = realloc(o->bank, sizeof(char *) * (size_t)(o->nbank + 1));
-	o->bank[o->nbank++] = strdup(arg);
+	*v = realloc(*v, sizeof(char *) * (size_t)(*n + 1));
+	(*v)[(*n)++] = strdup(arg);
 }
 
 static void parse_options(options *o, int argc, char **argv)
@@ -115,6 +130,11 @@ static void parse_options(options *o, int argc, char **argv)
 		{"sheet", required_argument, 0, OPT_SHEET},
 		{"image-root", required_argument, 0, OPT_IMAGE_ROOT},
 		{"thumb", required_argument, 0, OPT_THUMB},
+		{"add", required_argument, 0, OPT_ADD},
+		{"remove", required_argument, 0, OPT_REMOVE},
+		{"sync", required_argument, 0, OPT_SYNC},
+		{"commit-every", required_argument, 0, OPT_COMMIT_EVERY},
+		{"list", no_argument, 0, OPT_LIST},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -126,7 +146,14 @@ static void parse_options(options *o, int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "k:o:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_BANK: add_bank(o, optarg); break;
+		case OPT_BANK: add_path(&o->bank, &o->nbank, optarg); break;
+		case OPT_ADD: add_path(&o->add, &o->nadd, optarg); break;
+		case OPT_REMOVE: o->remove = optarg; break;
+		case OPT_SYNC: o->sync = optarg; break;
+		case OPT_COMMIT_EVERY:
+			o->commit_every = aim_opt_int("--commit-every", optarg, 1, INT64_MAX);
+			break;
+		case OPT_LIST: o->list = 1; break;
 		case 'k': o->k = (int)aim_opt_int("-k", optarg, 1, 100000); break;
 		case OPT_POOL:
 			if ((o->pool = aim_pool_parse(optarg)) < 0)
@@ -169,8 +196,17 @@ static void parse_options(options *o, int argc, char **argv)
 					"belong to the shard runs)");
 		if (o->ninputs < 1)
 			aim_usage_error("--merge needs the shard result streams as arguments");
+	} else if (o->nadd || o->remove || o->sync) {
+		if (!o->save_index)
+			aim_usage_error("--add, --remove and --sync update an index: give --save-index FILE");
+		if (o->ninputs || o->shard_n || o->list)
+			aim_usage_error("an update takes no queries, --shard or --list (query the index it writes)");
+	} else if (o->commit_every) {
+		aim_usage_error("--commit-every goes with --add");
 	} else if (!o->nbank) {
 		aim_usage_error("--bank is required");
+	} else if (o->list && (o->ninputs || o->save_index)) {
+		aim_usage_error("--list prints the bank; it takes no queries or --save-index");
 	}
 	if (o->knn && o->stream_out)
 		aim_usage_error("--knn prints a summary; it does not combine with --format stream");
@@ -186,7 +222,10 @@ static void free_options(options *o)
 {
 	for (int i = 0; i < o->nbank; i++)
 		free(o->bank[i]);
+	for (int i = 0; i < o->nadd; i++)
+		free(o->add[i]);
 	free(o->bank);
+	free(o->add);
 }
 
 /* --- the bank ------------------------------------------------------------ */
@@ -220,6 +259,109 @@ static int64_t count_labelled(const aim_bank *b)
 	for (int64_t i = 0; b->label && i < b->n; i++)
 		n += b->label[i] >= 0;
 	return n;
+}
+
+/* --- listing and updating an index -------------------------------------------- */
+
+/* --list: the rows as a manifest. */
+static void list_bank(const aim_bank *b, const options *o)
+{
+	aim_outfile f;
+	if (aim_out_open(&f, o->output, 0) < 0)
+		aim_die_status(AIM_ERR);
+	char buf[32];
+	for (int64_t i = 0; i < b->n; i++) {
+		aim_stamp st = aim_bank_stamp(b, i);
+		aim_manifest_put(f.fp, aim_bank_name(b, i, buf, sizeof buf), &st, b->fsha != NULL);
+	}
+	if (aim_out_commit(&f) < 0)
+		aim_die_status(AIM_ERR);
+}
+
+static void read_manifest(aim_manifest *m, const char *opt, const char *path)
+{
+	aim_manifest_init(m);
+	if (path && aim_manifest_read(m, path) < 0)
+		aim_die("%s: %s", opt, aim_errmsg());
+}
+
+/* Write old + what has been added so far to --save-index (unless that
+ * would change nothing). */
+static void commit(const aim_bank *old, const aim_bank *added, const aim_update *u,
+		   const options *o)
+{
+	aim_bank nb;
+	int changed;
+	if (aim_bank_update(&nb, old, added, u, &changed) < 0)
+		aim_die_status(AIM_ERR);
+	if (changed && aim_bank_save_index(&nb, o->save_index) < 0)
+		aim_die_status(AIM_ERR);
+	if (aim_self.verbose)
+		aim_info("index: %s: %lld entries%s", o->save_index, (long long)nb.n,
+			 changed ? "" : " (unchanged, not rewritten)");
+	aim_bank_free(&nb);
+}
+
+/* --add / --remove / --sync: under the index's lock, read the old bank
+ * (mapped, when an index), stream the added features in, and replace the
+ * index atomically, also every --commit-every rows. */
+static void run_update(const options *o)
+{
+	char lockpath[4096];
+	int lock = -1;
+	struct stat st;
+	snprintf(lockpath, sizeof lockpath, "%s.lock", o->save_index);
+	int regular = stat(o->save_index, &st) != 0 || S_ISREG(st.st_mode); /* not /dev/null */
+	if (regular && aim_lock_take(lockpath, &lock) < 0)
+		aim_die("%s: not updated: %s", o->save_index, aim_errmsg());
+	aim_bank old;
+	int have_old = o->nbank > 0;
+	if (have_old)
+		open_bank(&old, o);
+	aim_manifest rm, listing;
+	read_manifest(&rm, "--remove", o->remove);
+	read_manifest(&listing, "--sync", o->sync);
+	aim_update u = {o->remove ? &rm : NULL, o->sync ? &listing : NULL};
+	aim_prep p = {o->pool_set ? (aim_pool)o->pool : AIM_POOL_MEAN, !o->ip, 0, 0};
+	if (have_old)
+		p.pool = old.pool, p.normalize = old.normalized;
+	aim_bank added;
+	aim_bank_begin(&added, &p, o->nadd ? o->add[0] : "-");
+	int64_t committed = 0;
+	for (int a = 0; a < o->nadd; a++) {
+		if (strcmp(o->add[a], "-") && aim_bank_is_index(o->add[a])) { /* e.g. a shard's */
+			aim_bank part;
+			if (aim_bank_open_index(&part, o->add[a]) || aim_bank_append_bank(&added, &part))
+				aim_die_status(AIM_ERR);
+			aim_bank_free(&part);
+			continue;
+		}
+		aim_reader *rd = aim_reader_open((const char *const *)&o->add[a], 1);
+		if (!rd)
+			aim_die_status(AIM_ERR);
+		aim_record rec;
+		aim_record_init(&rec);
+		int rc;
+		while ((rc = aim_reader_next(rd, &rec)) == 1) {
+			if (aim_bank_append(&added, &rec, aim_reader_where(rd)) < 0)
+				aim_die_status(AIM_ERR);
+			if (o->commit_every && added.n - committed >= o->commit_every) {
+				commit(have_old ? &old : NULL, &added, &u, o);
+				committed = added.n;
+			}
+		}
+		if (rc < 0)
+			aim_die_status(rc);
+		aim_record_free(&rec);
+		aim_reader_close(rd);
+	}
+	commit(have_old ? &old : NULL, &added, &u, o);
+	aim_bank_free(&added);
+	if (have_old)
+		aim_bank_free(&old);
+	aim_manifest_free(&rm);
+	aim_manifest_free(&listing);
+	aim_lock_release(lock);
 }
 
 /* --- outputs -------------------------------------------------------------- */
@@ -646,8 +788,21 @@ int main(int argc, char **argv)
 		return AIM_EXIT_OK;
 	}
 
+	if (o.nadd || o.remove || o.sync) {
+		run_update(&o);
+		free_options(&o);
+		return AIM_EXIT_OK;
+	}
 	aim_bank b;
 	open_bank(&b, &o);
+	if (o.list) {
+		list_bank(&b, &o);
+		aim_bank_free(&b);
+		free_options(&o);
+		return AIM_EXIT_OK;
+	}
+	if (b.n == 0)
+		aim_die("%s: empty bank: no samples", b.source);
 	int64_t whole = b.n;
 	if (o.shard_n)
 		aim_bank_shard(&b, o.shard_i, o.shard_n);

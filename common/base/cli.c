@@ -223,29 +223,87 @@ void aim_progress_start(aim_progress *p, double every)
 	p->start = p->last = aim_now();
 	p->every = every > 0 ? every : 10;
 	p->tty = isatty(STDERR_FILENO);
+	const char *env = getenv("AIM_PROGRESS_SECONDS");
+	char *end;
+	double v = env ? strtod(env, &end) : -1;
+	if (env && end != env && !*end && v >= 0)
+		p->every = v;
+	else if (p->tty)
+		p->every = 0.2;
 }
 
-void aim_progress_update(aim_progress *p, const char *fmt, ...)
+static void progress_vprint(aim_progress *p, const char *fmt, va_list ap)
 {
-	if (aim_self.quiet)
-		return;
-	double now = aim_now();
-	double every = p->tty ? 0.2 : p->every;
-	if (now - p->last < every)
-		return;
-	p->last = now;
-	va_list ap;
-	va_start(ap, fmt);
 	if (p->tty) {
 		fprintf(stderr, "\r\033[K%s: ", aim_self.name);
 		vfprintf(stderr, fmt, ap);
 	} else {
-		fprintf(stderr, "%s: ", aim_self.name);
+		char stamp[32];
+		time_t t = time(NULL);
+		struct tm tm;
+		strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		fprintf(stderr, "%s %s: ", stamp, aim_self.name);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	}
-	va_end(ap);
 	fflush(stderr);
+}
+
+/* Rate limit: 1 when a line is due now. */
+static int progress_due(aim_progress *p)
+{
+	if (aim_self.quiet)
+		return 0;
+	double now = aim_now();
+	if (now - p->last < p->every)
+		return 0;
+	p->last = now;
+	return 1;
+}
+
+void aim_progress_update(aim_progress *p, const char *fmt, ...)
+{
+	if (!progress_due(p))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	progress_vprint(p, fmt, ap);
+	va_end(ap);
+}
+
+static void print_line(aim_progress *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	progress_vprint(p, fmt, ap);
+	va_end(ap);
+}
+
+void aim_progress_count(aim_progress *p, int64_t done, const char *unit, double frac,
+			const char *fmt, ...)
+{
+	if (!progress_due(p))
+		return;
+	double secs = p->last - p->start;
+	double rate = secs > 0 ? (double)done / secs : 0;
+	char known[64] = "", rest[256] = "";
+	if (frac >= 0 && frac <= 1) {
+		if (frac > 0) {
+			long eta = lround(secs * (1 - frac) / frac);
+			snprintf(known, sizeof known, ", %.1f%%, ETA %ld:%02ld:%02ld", 100 * frac,
+				 eta / 3600, eta / 60 % 60, eta % 60);
+		} else {
+			snprintf(known, sizeof known, ", 0.0%%");
+		}
+	}
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		rest[0] = ',', rest[1] = ' ';
+		vsnprintf(rest + 2, sizeof rest - 2, fmt, ap);
+		va_end(ap);
+	}
+	print_line(p, "%lld %s (%.1f %s/s)%s%s", (long long)done, unit, rate, unit, known, rest);
 }
 
 void aim_progress_end(aim_progress *p)

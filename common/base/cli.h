@@ -60,8 +60,10 @@ void aim_opt_shard(const char *opt, const char *arg, int *i, int *n);
 /* Comma-separated floats, e.g. --lr 1e-4,3e-4; returns count (<= max). */
 int aim_opt_floats(const char *opt, const char *arg, double *out, int max);
 
-/* Progress: on a terminal a line rewritten in place; otherwise a log line
- * every `every` seconds; nothing with -q. */
+/* Progress: on a terminal a line rewritten in place (5 times a second);
+ * otherwise a line every `every` seconds that starts with the UTC time
+ * (2026-12-01T21:15:02Z aim-extract: ...); nothing with -q. The
+ * environment variable AIM_PROGRESS_SECONDS sets the interval of both. */
 typedef struct {
 	double start, last;
 	double every;
@@ -70,6 +72,12 @@ typedef struct {
 void aim_progress_start(aim_progress *p, double every);
 /* printf-style status; rate-limited. */
 void aim_progress_update(aim_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The common form: "DONE UNIT (RATE UNIT/s)", then ", P%, ETA H:MM:SS" when
+ * the fraction of the input consumed is known (frac in [0, 1]; negative
+ * when the input's size is not known, as on a pipe), then ", " and the
+ * printf-style rest when fmt is not NULL. */
+void aim_progress_count(aim_progress *p, int64_t done, const char *unit, double frac,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void aim_progress_end(aim_progress *p);
 double aim_now(void); /* monotonic seconds */
 

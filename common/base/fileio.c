@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,26 @@ int aim_out_open(aim_outfile *o, const char *path, int binary)
 		o->fp = stdout;
 		o->is_stdout = 1;
 		return 0;
+	}
+	/* A device or a FIFO (-o /dev/null, -o /dev/stdout) is written in place:
+	 * renaming a temporary file over it would replace the device itself. */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return aim_error("%s: cannot open: %s", path, strerror(errno));
+		if (binary && isatty(fd)) {
+			close(fd);
+			return aim_error("%s: refusing to write binary data to a terminal", path);
+		}
+		if (!(o->fp = fdopen(fd, "wb")) || !(o->path = strdup(path))) {
+			if (o->fp)
+				fclose(o->fp);
+			else
+				close(fd);
+			return aim_error("%s: %s", path, strerror(errno));
+		}
+		return 0; /* no tmppath: commit closes, abort closes */
 	}
 	o->path = strdup(path);
 	size_t n = strlen(path) + 32;
@@ -61,6 +82,13 @@ int aim_out_commit(aim_outfile *o)
 		rc = io_status(errno, name);
 	if (o->is_stdout)
 		return rc;
+	if (!o->tmppath) { /* a device or FIFO, written in place */
+		if (fclose(o->fp) != 0 && !rc)
+			rc = io_status(errno, name);
+		free(o->path);
+		memset(o, 0, sizeof *o);
+		return rc;
+	}
 	if (!rc && fsync(fileno(o->fp)) != 0 && errno != EINVAL)
 		rc = io_status(errno, name);
 	if (fclose(o->fp) != 0 && !rc)
@@ -141,4 +169,26 @@ int aim_write_file_atomic(const char *path, const void *buf, size_t len)
 		return rc;
 	}
 	return aim_out_commit(&o);
+}
+
+int aim_lock_take(const char *path, int *fd)
+{
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return aim_error("%s: cannot create the lock file: %s", path, strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	int e = errno;
+	close(*fd);
+	*fd = -1;
+	if (e == EWOULDBLOCK)
+		return aim_error("%s: locked by another process, which is updating the same "
+				 "files; try again when it has finished", path);
+	return aim_error("%s: cannot lock: %s", path, strerror(e));
+}
+
+void aim_lock_release(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing the descriptor releases the lock */
 }

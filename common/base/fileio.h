@@ -6,7 +6,8 @@
 #include <stddef.h>
 
 /* An output that appears under its final name only when complete.
- * For path "-" or NULL it is stdout (no rename). */
+ * For path "-" or NULL it is stdout (no rename); an existing device or
+ * FIFO (/dev/null, /dev/stdout) is written in place. */
 typedef struct {
 	FILE *fp;
 	char *path;     /* final name, NULL for stdout */
@@ -29,5 +30,11 @@ int aim_read_file(const char *path, char **buf, size_t *len);
 
 /* Write a whole buffer to path atomically. */
 int aim_write_file_atomic(const char *path, const void *buf, size_t len);
+
+/* An exclusive advisory lock (flock) on path, created if missing, taken
+ * without waiting: AIM_ERR saying that another process holds it. The lock
+ * goes with the process (also when it is killed). */
+int aim_lock_take(const char *path, int *fd);
+void aim_lock_release(int fd);
 
 #endif

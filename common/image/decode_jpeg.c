@@ -2,7 +2,8 @@
  * YCbCr/RGB (RGB), CMYK/YCCK (Adobe polarity: the decoder's CMYK is
  * inverted, then Pillow's cmyk2rgb). Warnings (corrupt entropy data) are
  * ignored as Pillow ignores them; running out of data before the last
- * scanline is Pillow's "image file is truncated". */
+ * scanline is Pillow's "image file is truncated"; after it, the rest of
+ * the file is read to EOI as Pillow's jpeg_finish_decompress reads it. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,10 @@ int aim_decode_jpeg(const uint8_t *data, size_t len, int channels, int64_t max_p
 	 * (Pillow: "image file is truncated"); a missing EOI after it is not. */
 	if (fail.hit_eof)
 		goto truncated;
+	/* Pillow finishes the decompression: the markers after the last scan
+	 * are read up to EOI, and a broken one is an error (running out of
+	 * data there is not: its suspending source just stops). */
+	jpeg_finish_decompress(&ci);
 	jpeg_destroy_decompress(&ci);
 	free(row);
 	return AIM_OK;

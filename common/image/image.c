@@ -71,7 +71,7 @@ int aim_image_decode(const void *data, size_t len, int channels, int64_t max_pix
 		int (*decode)(const uint8_t *, size_t, int, int64_t, aim_image *);
 	} decoders[] = {
 		{"JPEG", aim_decode_jpeg}, {"PNG", aim_decode_png}, {"GIF", aim_decode_gif},
-		{"WebP", aim_decode_webp}, {"PNM", aim_decode_pnm},
+		{"WebP", aim_decode_webp}, {"BMP", aim_decode_bmp}, {"PNM", aim_decode_pnm},
 	};
 	out->px = NULL;
 	out->w = out->h = out->c = 0;

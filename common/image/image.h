@@ -6,10 +6,11 @@
  * decode_*.c, which says what it accepts):
  *   JPEG: grayscale, YCbCr/RGB, CMYK/YCCK (Adobe polarity).
  *   PNG:  gray 1/2/4/8/16 bits, RGB 8/16, palette 1/2/4/8 bits, gray+alpha,
- *         RGBA.
+ *         RGBA; chunks read by Pillow's rules (decode_png.c).
  *   WebP: lossy and lossless, with or without alpha; the first frame of
  *         an animation.
  *   GIF:  the first frame (Pillow's own LZW decoder's rules).
+ *   BMP:  1/4/8-bit palette, 16/24/32 bits, RLE8/RLE4, bit fields.
  *   PPM/PGM/PBM: raw and plain, any maxval, Pillow's P0CMYK/PyP/PyRGBA/
  *         PyCMYK.
  * The conversions to RGB and L are Pillow's (pilmode.h). No gamma, ICC
@@ -36,7 +37,7 @@ typedef struct {
 #define AIM_IMAGE_DEFAULT_MAX_PIXELS 178956970LL
 
 /* Name of the format recognised from the first bytes ("JPEG", "PNG",
- * "WebP", "GIF", "PNM", or for formats we do not decode "BMP", "TIFF",
+ * "WebP", "GIF", "BMP", "PNM", or for formats we do not decode "TIFF",
  * "JPEG 2000"), or NULL if unknown. */
 const char *aim_image_sniff(const void *data, size_t len);
 

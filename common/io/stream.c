@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -30,6 +31,8 @@ struct aim_reader {
 	int frame_open;
 	long recno;               /* records delivered from the current input */
 	char where[600];
+	int64_t size_total;       /* bytes of all inputs, -1 when one is not a file */
+	int64_t size_read;        /* bytes read from them so far */
 };
 
 aim_reader *aim_reader_open(const char *const *paths, int npaths)
@@ -62,7 +65,12 @@ aim_reader *aim_reader_open(const char *const *paths, int npaths)
 			return NULL;
 		}
 	}
-	/* Open the first input now so a missing file is reported at once. */
+	/* The size of the input, for progress, when every input is a file. */
+	for (int i = 0; i < npaths && rd->size_total >= 0; i++) {
+		struct stat st;
+		int ok = strcmp(paths[i], "-") ? stat(paths[i], &st) : fstat(STDIN_FILENO, &st);
+		rd->size_total = ok == 0 && S_ISREG(st.st_mode) ? rd->size_total + st.st_size : -1;
+	}
 	rd->cur = -1;
 	return rd;
 }
@@ -72,6 +80,17 @@ static const char *input_name(const aim_reader *rd)
 	if (rd->cur < 0 || rd->cur >= rd->npaths)
 		return "stream";
 	return strcmp(rd->paths[rd->cur], "-") ? rd->paths[rd->cur] : "standard input";
+}
+
+double aim_reader_fraction(const aim_reader *rd)
+{
+	if (rd->size_total < 0)
+		return -1;
+	if (rd->size_total == 0)
+		return 1;
+	int64_t used = rd->size_read - (int64_t)(rd->in_len - rd->in_pos);
+	double f = (double)used / (double)rd->size_total;
+	return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
 const char *aim_reader_where(const aim_reader *rd)
@@ -135,6 +154,8 @@ static ssize_t read_some(aim_reader *rd, void *buf, size_t n)
 {
 	for (;;) {
 		ssize_t got = read(fileno(rd->fp), buf, n);
+		if (got > 0)
+			rd->size_read += got;
 		if (got >= 0 || errno != EINTR)
 			return got;
 	}
@@ -291,6 +312,7 @@ int aim_reader_rewind(aim_reader *rd)
 	close_input(rd);
 	rd->cur = -1;
 	rd->failed = 0;
+	rd->size_read = 0;
 	return 0;
 }
 

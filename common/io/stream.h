@@ -21,6 +21,9 @@ int aim_reader_next(aim_reader *rd, aim_record *r);
 /* Name of the current input and index of the last record delivered, for
  * messages: "train.aimt record 12". */
 const char *aim_reader_where(const aim_reader *rd);
+/* Fraction of the input read so far, in bytes of the files (0..1), for
+ * progress; -1 when an input is not a regular file (a pipe). */
+double aim_reader_fraction(const aim_reader *rd);
 /* Rewind to the first input (files only; AIM_ERR for stdin). */
 int aim_reader_rewind(aim_reader *rd);
 /* 1 if every input is a regular file that can be re-read. */

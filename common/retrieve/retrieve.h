@@ -20,6 +20,13 @@
  *   names         U8  [L]     NUL-terminated names, back to back; absent
  *                             if the source had no aim.names
  *   name_offsets  I64 [N]     start of each name in `names`
+ *   file_size     I64 [N]     size in bytes of the image file each row was
+ *                             extracted from (-1 unknown); with file_mtime,
+ *                             present in indexes built with --sync
+ *   file_mtime    I64 [N]     its modification time, ns since the epoch
+ *                             (INT64_MIN unknown)
+ *   file_sha256   U8 [N, 32]  its SHA-256 (all zero unknown); present when
+ *                             the --sync listing carried hashes
  *   metadata: aim.index = "retrieve-1", aim.pool, aim.normalized ("1"/"0"),
  *             aim.base (first row within the whole bank, for shards), aim.classes (when known), aim.model / aim.layers
  *             (copied from the features stream when present). */
@@ -29,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "manifest.h"
 #include "record.h"
 #include "safetensors.h"
 
@@ -85,17 +93,54 @@ typedef struct {
 	char *source;            /* for messages: the first bank path */
 	int64_t base;            /* row 0 here is row `base` of the whole bank
 				  * (shards); base + row is the neighbour key */
+	const int64_t *fsize;    /* [n] file stamps (aim_bank_stamp), or NULL */
+	const int64_t *fmtime;   /* [n], with fsize */
+	const uint8_t *fsha;     /* [n, 32], or NULL */
 	/* storage: an mmap'd index or owned arrays */
 	aim_stfile *file;
 	float *own_vec;
-	int64_t *own_id, *own_label, *own_off;
+	int64_t *own_id, *own_label, *own_off, *own_fsize, *own_fmtime;
+	uint8_t *own_fsha;
 	char *own_names;
+	/* while built record by record (aim_bank_append) */
+	aim_prep prep;
+	size_t cap_vec, cap_row, cap_lab, cap_off, cap_names, len_names, cap_stamp;
+	int have_names;
 } aim_bank;
 
 /* 1 if path is an index file written by aim_bank_save_index. */
 int aim_bank_is_index(const char *path);
 /* Read features streams (files, concatenated) into a prepared bank. */
 int aim_bank_from_streams(aim_bank *b, const char *const *paths, int npaths, const aim_prep *p);
+/* The same record by record: begin, append each record, end. */
+void aim_bank_begin(aim_bank *b, const aim_prep *p, const char *source);
+int aim_bank_append(aim_bank *b, const aim_record *rec, const char *what);
+void aim_bank_end(aim_bank *b);
+/* Append the rows of another bank (an index: vectors as prepared, ids,
+ * labels, names and file stamps); its pooling must be this bank's. */
+int aim_bank_append_bank(aim_bank *b, const aim_bank *src);
+/* The file stamp recorded for a row (unknown where the index has none). */
+aim_stamp aim_bank_stamp(const aim_bank *b, int64_t row);
+
+/* --- updating an index (retrieve_update.c) -------------------------------- */
+
+typedef struct {
+	const aim_manifest *remove; /* names to drop, or NULL */
+	const aim_manifest *sync;   /* the listing to follow, or NULL */
+} aim_update;
+
+/* The bank `old` (NULL: none) with the rows of `added` (built by
+ * aim_bank_append from streams that carry aim.names) put in: a row of
+ * `added` replaces the row of `old` with the same name (the last of
+ * several added rows of one name wins); rows named in `remove` go. With
+ * `sync`, the result follows the listing: one row per listed name, in its
+ * order, with id = its 0-based position in the listing; an added row takes
+ * the listing's stamp; an old row stays only if its recorded stamp is the
+ * listing's (aim_stamp_same); names the listing lacks are dropped. Without
+ * `sync`, old rows keep their order and ids and the added rows follow.
+ * *out owns its arrays; *changed is 0 when it equals `old` row for row. */
+int aim_bank_update(aim_bank *out, const aim_bank *old, const aim_bank *added,
+		    const aim_update *u, int *changed);
 /* Map an index file; nothing is read until searched. */
 int aim_bank_open_index(aim_bank *b, const char *path);
 int aim_bank_save_index(const aim_bank *b, const char *path);

@@ -21,11 +21,12 @@ for i in range(3):
     open(f"{d}/good{i}.png", "wb").write(png(40 + i, 30, i))
 p = png(64, 48, 9)
 open(f"{d}/truncated.png", "wb").write(p[: len(p) // 2])
-c = bytearray(p); c[60] ^= 0xFF  # inside IDAT: the CRC no longer matches
+c = bytearray(p); c[60] ^= 0xFF  # inside IDAT: corrupt zlib data (Pillow ignores IDAT CRCs, not this)
 open(f"{d}/corrupt.png", "wb").write(bytes(c))
 open(f"{d}/big.png", "wb").write(png(2000, 1000, 1))
 open(f"{d}/notimage.jpg", "wb").write(b"hello, this is text\n")
 open(f"{d}/image.bmp", "wb").write(b"BM" + bytes(60))
+open(f"{d}/image.tif", "wb").write(b"II*\0" + bytes(60))
 open(f"{d}/empty.png", "wb").close()
 # a JPEG cut short: the smallest valid baseline JPEG header, then nothing
 open(f"{d}/truncated.jpg", "wb").write(bytes.fromhex(
@@ -44,19 +45,20 @@ print(n)' "$1"
 }
 
 printf '%s\n' "$T/good0.png" "$T/truncated.png" "$T/corrupt.png" "$T/big.png" "$T/good1.png" \
-	"$T/notimage.jpg" "$T/image.bmp" "$T/empty.png" "$T/missing.png" "$T/truncated.jpg" "$T/good2.png" >"$T/list"
+	"$T/notimage.jpg" "$T/image.bmp" "$T/image.tif" "$T/empty.png" "$T/missing.png" "$T/truncated.jpg" "$T/good2.png" >"$T/list"
 "$BIN/aim-patchify" --size 28 --patch 14 --level 0 --max-pixels 1000000 -o "$T/out.aimt" <"$T/list" 2>"$T/err"
 rc=$?
 [ $rc -eq 1 ] || fail "exit $rc, want 1"
-for f in truncated.png corrupt.png big.png notimage.jpg image.bmp empty.png missing.png truncated.jpg; do
+for f in truncated.png corrupt.png big.png notimage.jpg image.bmp image.tif empty.png missing.png truncated.jpg; do
 	grep -q "^aim-patchify: $T/$f: " "$T/err" || fail "$f not named on stderr"
 done
 grep -q "truncated.jpg: JPEG: file is truncated" "$T/err" || fail "truncated JPEG reason"
 grep -q "big.png: .*exceeds the limit" "$T/err" || fail "pixel limit reason"
-grep -q "image.bmp: unsupported image format BMP" "$T/err" || fail "BMP reason"
+grep -q "image.bmp: BMP: unsupported header type (0)" "$T/err" || fail "BMP reason"
+grep -q "image.tif: unsupported image format TIFF" "$T/err" || fail "TIFF reason"
 grep -q "notimage.jpg: unknown image format" "$T/err" || fail "unknown format reason"
 grep -q "missing.png: No such file or directory" "$T/err" || fail "missing file reason"
-grep -q "3 images written, 8 skipped" "$T/err" || fail "summary"
+grep -q "3 images written, 9 skipped" "$T/err" || fail "summary"
 [ "$(count "$T/out.aimt")" = 3 ] || fail "want 3 samples in the output"
 
 # --strict: stop at the first, no output file

@@ -1,6 +1,9 @@
-/* libFuzzer target: the JPEG/PNG decoders and both transforms on arbitrary
- * bytes. A bad image must come back as an error, never a crash, a read out
- * of bounds or an exit() from libjpeg/libpng. */
+/* libFuzzer target: every image decoder (JPEG, PNG, WebP, GIF, BMP,
+ * PPM/PGM/PBM: the format is sniffed from the bytes) and both transforms on
+ * arbitrary bytes. A bad image must come back as an error, never a crash,
+ * a read out of bounds, a leak or an exit() from a library. The seed corpus
+ * holds a file of each format and mode and the damaged files of the tests
+ * (tests/ref/patchify_ref.py gen-formats, gen-damaged). */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -6,7 +6,9 @@
 # must give the top-1, top-5, loss, per-class accuracy and logits of the
 # PyTorch reference applied to torchvision's val transform of the same images;
 # also from the weights saved as PyTorch .pth files, and through
-# examples/in1k-probe.sh.
+# examples/in1k-probe.sh, on the class folders and on the same images as
+# one flat folder with a labels file (aim-patchify --labels), as the ILSVRC
+# validation set ships: by class names, and by indices with a classes file.
 set -eu
 "$PYTHON" -c 'import torch, torchvision, PIL, numpy, zstandard' 2>/dev/null || { echo "torch/torchvision not installed"; exit 77; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -31,3 +33,23 @@ want = "Averaged stats: test_loss: %.4f  acc1: %.4f  acc5: %.4f" % (ref["loss"],
 got = open(f"{w}/example.txt").read()
 assert want in got, (want, got)
 PY
+# the same images as one flat folder plus a labels file give the same output
+mkdir "$work/flat"
+: >"$work/labels.txt"; : >"$work/labels_idx.txt"
+i=0
+for c in $(ls "$work/val"); do
+	for f in $(ls "$work/val/$c"); do
+		cp "$work/val/$c/$f" "$work/flat/${c}__$f"
+		echo "${c}__$f $c" >>"$work/labels.txt"
+		echo "${c}__$f $i" >>"$work/labels_idx.txt"
+	done
+	echo "$c" >>"$work/classes.txt"
+	i=$((i + 1))
+done
+AIM_BIN=$BIN AIM_SIZE=28 AIM_PATCH=7 AIM_LABELS="$work/labels.txt" \
+	sh "$AIM_TOP/examples/in1k-probe.sh" "$work/flat" "$work/hf" >"$work/flat.txt"
+cmp "$work/example.txt" "$work/flat.txt" || { echo "flat folder + labels differs from class folders"; diff "$work/example.txt" "$work/flat.txt" | head; exit 1; }
+AIM_BIN=$BIN AIM_SIZE=28 AIM_PATCH=7 AIM_LABELS="$work/labels_idx.txt" AIM_CLASSES="$work/classes.txt" \
+	sh "$AIM_TOP/examples/in1k-probe.sh" "$work/flat" "$work/hf" >"$work/flat_idx.txt"
+cmp "$work/example.txt" "$work/flat_idx.txt" || { echo "labels by index differ from class folders"; exit 1; }
+echo "flat folder + labels: same output"

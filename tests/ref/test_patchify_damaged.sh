@@ -21,3 +21,17 @@ set -e
 [ $rc -eq 1 ] || { echo "exit $rc, want 1 (some damaged files must be refused)"; exit 1; }
 $PY "$REF" verdicts "$T/out.aimt" "$T/err" $(cat "$T/list")
 $PY "$REF" val "$T/out.aimt" 56 64 14 3
+
+# PNGs and JPEGs damaged as real-world corpora are: bad CRCs before, in and
+# after the image data, cut or unknown chunks, zlib streams ending early,
+# late or never, text past Pillow's limits, broken APNG sequences, markers
+# after the last JPEG scan: again exactly Pillow's verdicts and pixels.
+$PY "$REF" gen-damaged "$T/dmg"
+ls "$T"/dmg/* >"$T/list2"
+set +e
+"$BIN/aim-patchify" --threads 2 --size 28 --resize 32 --patch 7 -o "$T/dmg.aimt" <"$T/list2" 2>"$T/err2"
+rc=$?
+set -e
+[ $rc -eq 1 ] || { echo "exit $rc, want 1 (some damaged files must be refused)"; exit 1; }
+$PY "$REF" verdicts "$T/dmg.aimt" "$T/err2" $(cat "$T/list2") 2>/dev/null
+$PY "$REF" val "$T/dmg.aimt" 28 32 7 3

@@ -1,5 +1,5 @@
 #!/bin/sh
-# aim-patchify on every mode Pillow reads in WebP, GIF and PPM/PGM/PBM
+# aim-patchify on every mode Pillow reads in WebP, GIF, BMP and PPM/PGM/PBM
 # (written by Pillow, and by hand where Pillow does not write them):
 # pixels equal to Pillow's convert("RGB")/convert("L") + torchvision's
 # transform, and on edge cases and damaged copies (cut short, a byte
@@ -20,7 +20,8 @@ $PY "$REF" val "$T/rgb.aimt" 224 256 14 3 "$T/l.aimt" 28 32 7 1
 # edge cases, and damaged copies of one file of each kind
 mkdir "$T/src"
 for f in pil_rgb.ppm raw_maxval300.ppm plain.pgm plain.pbm raw_odd.pbm pil_p5_interlaced.gif \
-	hand_offset_trns.gif pil_anim.gif hand_extensions.gif lossy_rgb.webp lossless_rgba.webp anim.webp; do
+	hand_offset_trns.gif pil_anim.gif hand_extensions.gif lossy_rgb.webp lossless_rgba.webp anim.webp \
+	pil_rgb.bmp p4.bmp rle8.bmp rle4.bmp rle8_delta.bmp rgb16_565_bitfields.bmp p8_topdown.bmp; do
 	cp "$T/f/$f" "$T/src/"
 done
 $PY "$REF" cut "$T/src" "$T/cut"
