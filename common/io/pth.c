@@ -11,13 +11,9 @@
 
 #include "err.h"
 #include "pickle.h"
+#include "weights_file.h"
 
 #define MAX_PICKLE (1u << 30)
-
-/* What the first bytes of a pre-1.6 torch.save file are: PROTO 2, then the
- * LONG1 magic number 0x1950a86a20f9469cfc6c. */
-static const unsigned char legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
-					     0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
 int aim_pth_sniff(const char *path)
 {
@@ -33,13 +29,8 @@ int aim_pth_sniff(const char *path)
 static int open_error(const char *path, int zerr)
 {
 	if (zerr == ZIP_ER_NOZIP) {
-		unsigned char head[sizeof legacy_magic];
-		FILE *f = fopen(path, "rb");
-		size_t n = f ? fread(head, 1, sizeof head, f) : 0;
-		if (f)
-			fclose(f);
-		if (n == sizeof head && !memcmp(head, legacy_magic, sizeof head))
-			return aim_error("%s: legacy PyTorch format; re-save with torch>=1.6", path);
+		if (aim_wf_sniff(path) == AIM_WF_TORCH_LEGACY)
+			return aim_error("%s: " AIM_WF_LEGACY_ADVICE, path);
 		return aim_error("%s: not a PyTorch checkpoint (not a zip archive, or a truncated one)",
 				 path);
 	}

@@ -216,7 +216,7 @@ def all_cases(fx):
 
     # ---- failures: each a clear message, never a crash -------------------
     torch.save({"w": torch.ones(2)}, fx.path("legacy"), _use_new_zipfile_serialization=False)
-    fx.fail("legacy", "legacy PyTorch format; re-save with torch>=1.6")
+    fx.fail("legacy", "a PyTorch checkpoint in the legacy format (torch.save before torch 1.6")
 
     torch.save({"w": torch.ones(2, dtype=torch.float64)}, fx.path("float64"))
     fx.fail("float64", "tensor 'w' has dtype float64")
