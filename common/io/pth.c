@@ -315,7 +315,7 @@ static int check_view_bytes(const loader *L, const aim_pickle_tensors *ts, const
 		const aim_pickle_tensor *pt = &ts->t[order[k]];
 		size_t esz = aim_dtype_size(pt->dtype);
 		if (k == 0 || strcmp(pt->storage_key, ts->t[order[k - 1]].storage_key))
-			storages += (uint64_t)pt->storage_numel * esz; /* bounded in pickle.c */
+			storages += (uint64_t)pt->storage_numel * esz; /* = its entry's size, checked */
 		int64_t numel = aim_shape_numel(pt->ndim, pt->shape);
 		uint64_t bytes;
 		if (numel < 0 || __builtin_mul_overflow((uint64_t)numel, (uint64_t)esz, &bytes) ||
