@@ -4,7 +4,8 @@
 #   make check           build and run all tests
 #   make check SAN=1     the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench           benchmarks against the references, side by side
-#   make fuzz            run every fuzz target longer (FUZZ_SECONDS, default 60)
+#   make fuzz            run every fuzz target longer (FUZZ_SECONDS, default 60;
+#                        FUZZ_RUNS=N: N executions each; FUZZ_TARGETS="a b": only those)
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Optional parts are detected, reported and never required:
@@ -124,6 +125,8 @@ bench: all
 # Fuzz targets are built with clang's libFuzzer against the library,
 # compiled once more with coverage instrumentation.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?=
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Wno-pass-failed $(LAYER_INC) $(PKG_CFLAGS)
 FUZZ_OBJ := $(COMMON_SRC:%.c=build-fuzz/%.o)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
@@ -137,7 +140,7 @@ build-fuzz/%: tests/fuzz/%.c build-fuzz/libaim.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/libaim.a $(PKG_LIBS) -lm -ldl -lpthread
 fuzz-build: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
-	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_TARGETS="$(FUZZ_TARGETS)" tests/fuzz/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/lib/aim

@@ -27,6 +27,7 @@
 #include "probe_data.h"
 #include "probe_head.h"
 #include "safetensors.h"
+#include "weights_file.h"
 #include "stream.h"
 #include "train_ckpt.h"
 #include "train_data.h"
@@ -42,8 +43,9 @@ static const char usage[] =
 	"top-5 accuracy, mean cross-entropy, per-class accuracy, most confused pairs.\n"
 	"\n"
 	"  --head FILE          probe head (head.* names, e.g. from aim-probe or a published\n"
-	"                       AIM head; .safetensors, or .pth with -m); without -m the\n"
-	"                       input is a features stream\n"
+	"                       AIM head; safetensors or PyTorch checkpoint, told apart by\n"
+	"                       content; replaces a head the model file carries); without\n"
+	"                       -m the input is a features stream\n"
 	"  -m, --model MODEL    run the frozen trunk on a patches stream (.safetensors,\n"
 	"                       Hugging Face directory or .pth backbone); the head comes\n"
 	"                       from --head or from the model file itself\n"
@@ -150,12 +152,6 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 	o->ninputs = argc - optind;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && !strcmp(s + a - b, suffix);
-}
-
 /* num_heads from a Hugging Face config.json beside the head file (0: none). */
 static int heads_from_config_beside(const char *path)
 {
@@ -183,7 +179,7 @@ static int heads_from_config_beside(const char *path)
 /* Everything the evaluation carries from record to record. */
 typedef struct {
 	eval_opts *o;
-	aim_stfile head_file;
+	aim_weights_file head_file; /* --head, opened by its content */
 	aim_head head;
 	int have_head;
 	char **head_classes;
@@ -206,17 +202,17 @@ static void load_head(eval_state *s, const aim_record *first, const char *what)
 	eval_opts *o = s->o;
 	const aim_record *hr;
 	const char *hname;
-	if (o->head_path && !(s->model && !ends_with(o->head_path, ".safetensors"))) {
-		if (aim_st_open(&s->head_file, o->head_path))
+	if (o->head_path) { /* safetensors or a PyTorch checkpoint: replaces the model's own */
+		if (aim_wf_open(&s->head_file, o->head_path))
 			aim_die_status(AIM_ERR);
-		hr = &s->head_file.rec;
+		hr = aim_wf_record(&s->head_file);
 		hname = o->head_path;
 	} else {
-		/* the model file's own head, or a .pth head read by the model loader */
+		/* the model file's own head */
 		if (!s->model->has_head)
 			aim_die("%s: the model carries no probe head: give --head FILE", o->model);
 		hr = &s->model->head;
-		hname = o->head_path ? o->head_path : o->model;
+		hname = o->model;
 	}
 	int hint = o->heads;
 	if (!hint && s->model)
@@ -560,9 +556,7 @@ int main(int argc, char **argv)
 		aim_die_status(AIM_ERR);
 	aim_batcher *bt = NULL;
 	if (o.model) {
-		int pth_head = o.head_path && !ends_with(o.head_path, ".safetensors");
-		aim_load_opts lo = {.arch = o.arch, .head = pth_head ? o.head_path : NULL,
-				    .device = o.device};
+		aim_load_opts lo = {.arch = o.arch, .device = o.device};
 		if (aim_model_load(&s.model, o.model, &lo) < 0)
 			aim_die_status(AIM_ERR);
 		if (aim_backend_set_precision(s.model->be, o.precision))
@@ -648,8 +642,7 @@ int main(int argc, char **argv)
 	aim_metrics_free(&s.m);
 	if (s.have_head) {
 		aim_head_free(&s.head);
-		if (s.head_file.map)
-			aim_st_close(&s.head_file);
+		aim_wf_close(&s.head_file);
 	}
 	if (s.model) {
 		aim_trunk_features_free(&s.tf);

@@ -48,7 +48,8 @@ static const char usage[] =
 	"                       linear: mean over patches, BatchNorm, linear\n"
 	"  --queries N          learned queries of the attentive head (default 1)\n"
 	"  --heads N            attention heads (default: the model's, from the features'\n"
-	"                       aim.config metadata; else dim/128 when that divides)\n"
+	"                       aim.config metadata; else dim/128 when that divides,\n"
+	"                       else the most heads >= 64 wide that divide dim)\n"
 	"  --linear-bias        give the final linear layer a bias (published heads have none)\n"
 	"  --classes N          number of classes when the stream has no aim.classes\n"
 	"                       (default: the largest label + 1)\n"
@@ -222,6 +223,11 @@ static void start(aim_probe_trainer *tr, const probe_opts *o, const aim_record *
 	if (o->hp.kind == AIM_PROBE_ATTENTIVE &&
 	    (heads = aim_probe_heads(&o->hp, meta, D, model_heads)) < 0)
 		aim_die_status(heads);
+	if (o->hp.kind == AIM_PROBE_ATTENTIVE && !o->hp.heads && !model_heads &&
+	    !aim_features_heads(meta) && aim_self.verbose)
+		aim_info("the features carry no aim.config: %d attention heads of width %lld "
+			 "(the default for dimension %lld; --heads N to choose)",
+			 heads, (long long)(D / heads), (long long)D);
 	if (aim_probe_trainer_init(tr, &o->hp, K, D, C, heads))
 		aim_die_status(AIM_ERR);
 	say_heads(tr);

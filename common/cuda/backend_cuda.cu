@@ -253,6 +253,22 @@ static const aim_backend *start(int dev)
 {
 	int count = 0;
 	cudaError_t e = cudaGetDeviceCount(&count);
+	if (e == cudaErrorInsufficientDriver) {
+		/* The runtime says "insufficient" also when there is no driver at
+		 * all; the driver version (0: none) tells the two apart. */
+		int drv = 0, rt = 0;
+		cudaDriverGetVersion(&drv);
+		cudaRuntimeGetVersion(&rt);
+		if (drv == 0)
+			return unavailable("no NVIDIA driver found (libcuda.so.1 is not installed)%s%.0d",
+					   "", 0);
+		char need[64];
+		snprintf(need, sizeof need, "%d.%d, older than this build's CUDA runtime %d.%d",
+			 drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+		return unavailable("the NVIDIA driver supports CUDA %s; update the driver%.0d", need, 0);
+	}
+	if (e == cudaErrorNoDevice)
+		return unavailable("no CUDA device (the NVIDIA driver sees no GPU)%s%.0d", "", 0);
 	if (e != cudaSuccess)
 		return unavailable("no CUDA device: %s%.0d", cudaGetErrorString(e), 0);
 	if (count <= 0)

@@ -16,6 +16,7 @@
 #define MAX_MEMO (1u << 20)
 #define MAX_DEPTH 64
 #define MAX_NAME (64u << 10)
+#define SLAB_OBJS 1024
 
 /* ---- objects ------------------------------------------------------------ */
 
@@ -81,20 +82,31 @@ struct obj {
 		struct { obj **v; size_t n, cap; int ordered; } seq; /* tuple, list, dict (n = 2 x pairs) */
 		struct { global_id id; int storage_class; } global;
 		struct { int cls; const obj *key; int64_t numel; } storage;
-		struct {
-			const obj *storage;
-			int64_t offset, extent;
-			int ndim; /* may exceed AIM_MAX_DIMS: refused when named */
-			int64_t shape[AIM_MAX_DIMS], stride[AIM_MAX_DIMS];
-		} tensor;
+		struct tensor_view *tensor;                   /* K_TENSOR, owned */
 	} u;
 };
+
+/* Kept apart from obj so that every other object stays small (40 bytes). */
+struct tensor_view {
+	const obj *storage;
+	int64_t offset, extent;
+	int ndim; /* may exceed AIM_MAX_DIMS: refused when named */
+	int64_t shape[AIM_MAX_DIMS], stride[AIM_MAX_DIMS];
+};
+
+/* Objects come from slabs: no allocation per object, one walk to free. */
+typedef struct slab {
+	struct slab *next;
+	size_t used;
+	obj o[SLAB_OBJS];
+} slab;
 
 typedef struct {
 	const unsigned char *start, *p, *end;
 	const char *what;
-	obj **all;            /* every object, freed together */
-	size_t nall, capall;
+	slab *slabs;          /* every object, freed together */
+	size_t nall;
+	size_t mem_used, mem_budget; /* bytes this parse has allocated, and may */
 	obj **stack;
 	size_t sp, capstack;
 	size_t marks[MAX_MARKS];
@@ -114,25 +126,38 @@ static int perr(parser *ps, const char *fmt, ...)
 	return aim_error("%s: data.pkl: %s", ps->what, msg);
 }
 
+/* Every allocation of a parse is counted against a budget proportional to
+ * the input (pickle.h): a small file cannot make the reader take much
+ * memory, whatever its object graph. */
+static int charge(parser *ps, size_t bytes)
+{
+	if (bytes > ps->mem_budget - ps->mem_used)
+		return perr(ps, "describing its tensors needs more than %zu bytes of memory "
+			    "(%d x its %zu bytes + %d MiB); a crafted or damaged pickle",
+			    ps->mem_budget, AIM_PICKLE_MEM_FACTOR, (size_t)(ps->end - ps->start),
+			    AIM_PICKLE_MEM_SLACK_MIB);
+	ps->mem_used += bytes;
+	return 0;
+}
+
 static obj *new_obj(parser *ps, kind k)
 {
-	if (ps->nall == ps->capall) {
-		size_t cap = ps->capall ? 2 * ps->capall : 256;
-		obj **a = realloc(ps->all, cap * sizeof *a);
-		if (!a) {
+	if (!ps->slabs || ps->slabs->used == SLAB_OBJS) {
+		if (charge(ps, sizeof(slab)))
+			return NULL;
+		slab *sl = malloc(sizeof *sl);
+		if (!sl) {
 			perr(ps, "out of memory");
 			return NULL;
 		}
-		ps->all = a;
-		ps->capall = cap;
+		sl->next = ps->slabs;
+		sl->used = 0;
+		ps->slabs = sl;
 	}
-	obj *o = calloc(1, sizeof *o);
-	if (!o) {
-		perr(ps, "out of memory");
-		return NULL;
-	}
+	obj *o = &ps->slabs->o[ps->slabs->used++];
+	memset(o, 0, sizeof *o);
 	o->kind = k;
-	ps->all[ps->nall++] = o;
+	ps->nall++;
 	return o;
 }
 
@@ -140,6 +165,8 @@ static int seq_push(parser *ps, obj *s, obj *item)
 {
 	if (s->u.seq.n == s->u.seq.cap) {
 		size_t cap = s->u.seq.cap ? 2 * s->u.seq.cap : 8;
+		if (charge(ps, (cap - s->u.seq.cap) * sizeof(obj *)))
+			return AIM_ERR;
 		obj **v = realloc(s->u.seq.v, cap * sizeof *v);
 		if (!v)
 			return perr(ps, "out of memory");
@@ -152,13 +179,17 @@ static int seq_push(parser *ps, obj *s, obj *item)
 
 static void free_objs(parser *ps)
 {
-	for (size_t i = 0; i < ps->nall; i++) {
-		kind k = ps->all[i]->kind;
-		if (k == K_TUPLE || k == K_LIST || k == K_DICT)
-			free(ps->all[i]->u.seq.v);
-		free(ps->all[i]);
+	for (slab *sl = ps->slabs, *next; sl; sl = next) {
+		for (size_t i = 0; i < sl->used; i++) {
+			kind k = sl->o[i].kind;
+			if (k == K_TUPLE || k == K_LIST || k == K_DICT)
+				free(sl->o[i].u.seq.v);
+			else if (k == K_TENSOR)
+				free(sl->o[i].u.tensor);
+		}
+		next = sl->next;
+		free(sl);
 	}
-	free(ps->all);
 	free(ps->stack);
 	free(ps->memo);
 }
@@ -178,6 +209,8 @@ static int push(parser *ps, obj *o)
 		if (ps->capstack >= MAX_STACK)
 			return perr(ps, "stack deeper than %u entries", MAX_STACK);
 		size_t cap = ps->capstack ? 2 * ps->capstack : 64;
+		if (charge(ps, (cap - ps->capstack) * sizeof(obj *)))
+			return AIM_ERR;
 		obj **s = realloc(ps->stack, cap * sizeof *s);
 		if (!s)
 			return perr(ps, "out of memory");
@@ -368,19 +401,24 @@ static obj *rebuild_tensor(parser *ps, const obj *args)
 		return NULL;
 	}
 	obj *t = new_obj(ps, K_TENSOR);
-	if (!t)
+	if (!t || charge(ps, sizeof(struct tensor_view)))
 		return NULL;
-	t->u.tensor.storage = a[0];
-	t->u.tensor.ndim = (int)size->u.seq.n;
-	if (get_int(ps, a[1], "storage offset", &t->u.tensor.offset))
+	if (!(t->u.tensor = calloc(1, sizeof(struct tensor_view)))) {
+		t->kind = K_NONE;
+		perr(ps, "out of memory");
 		return NULL;
-	if (t->u.tensor.offset < 0) {
-		perr(ps, "negative storage offset %lld", (long long)t->u.tensor.offset);
+	}
+	t->u.tensor->storage = a[0];
+	t->u.tensor->ndim = (int)size->u.seq.n;
+	if (get_int(ps, a[1], "storage offset", &t->u.tensor->offset))
+		return NULL;
+	if (t->u.tensor->offset < 0) {
+		perr(ps, "negative storage offset %lld", (long long)t->u.tensor->offset);
 		return NULL;
 	}
 	/* extent: 1 + sum((size_i - 1) * stride_i), or 0 for an empty tensor */
 	int64_t extent = 1, numel = 1;
-	for (int d = 0; d < t->u.tensor.ndim; d++) {
+	for (int d = 0; d < t->u.tensor->ndim; d++) {
 		int64_t sz = 0, st = 0, span;
 		if (get_int(ps, size->u.seq.v[d], "a size", &sz) ||
 		    get_int(ps, stride->u.seq.v[d], "a stride", &st))
@@ -398,11 +436,11 @@ static obj *rebuild_tensor(parser *ps, const obj *args)
 			return NULL;
 		}
 		if (d < AIM_MAX_DIMS) {
-			t->u.tensor.shape[d] = sz;
-			t->u.tensor.stride[d] = st;
+			t->u.tensor->shape[d] = sz;
+			t->u.tensor->stride[d] = st;
 		}
 	}
-	t->u.tensor.extent = numel ? extent : 0;
+	t->u.tensor->extent = numel ? extent : 0;
 	return t;
 }
 
@@ -555,6 +593,8 @@ static int memo_put(parser *ps, uint64_t idx)
 		size_t cap = ps->capmemo ? ps->capmemo : 64;
 		while (cap <= idx)
 			cap *= 2;
+		if (charge(ps, (cap - ps->capmemo) * sizeof(obj *)))
+			return AIM_ERR;
 		obj **m = realloc(ps->memo, cap * sizeof *m);
 		if (!m)
 			return perr(ps, "out of memory");
@@ -863,6 +903,8 @@ static int name_append(flattener *f, const char *s, size_t n)
 		size_t cap = f->capname ? f->capname : 256;
 		while (cap < need)
 			cap *= 2;
+		if (charge(f->ps, cap - f->capname))
+			return AIM_ERR;
 		char *b = realloc(f->name, cap);
 		if (!b)
 			return perr(f->ps, "out of memory");
@@ -880,7 +922,7 @@ static int name_append(flattener *f, const char *s, size_t n)
 static int emit(flattener *f, const obj *t)
 {
 	parser *ps = f->ps;
-	const obj *st = t->u.tensor.storage;
+	const obj *st = t->u.tensor->storage;
 	const struct storage_class *sc = &storage_classes[st->u.storage.cls];
 	const char *nm = shown_name(f);
 	if (f->len == 0)
@@ -890,24 +932,28 @@ static int emit(flattener *f, const obj *t)
 	if (sc->dtype == AIM_DTYPE_INVALID)
 		return perr(ps, "tensor '%s' has dtype %s (torch.%s); supported: F32, F16, BF16, I64, I32, U8",
 			    nm, sc->torch_name, sc->name);
-	if (t->u.tensor.ndim > AIM_MAX_DIMS)
-		return perr(ps, "tensor '%s' has %d dimensions (at most %d)", nm, t->u.tensor.ndim,
+	if (t->u.tensor->ndim > AIM_MAX_DIMS)
+		return perr(ps, "tensor '%s' has %d dimensions (at most %d)", nm, t->u.tensor->ndim,
 			    AIM_MAX_DIMS);
 	int64_t end;
-	if (__builtin_add_overflow(t->u.tensor.offset, t->u.tensor.extent, &end) ||
+	if (__builtin_add_overflow(t->u.tensor->offset, t->u.tensor->extent, &end) ||
 	    end > st->u.storage.numel)
 		return perr(ps, "tensor '%s' reaches element %lld + %lld of storage '%.*s', which has %lld",
-			    nm, (long long)t->u.tensor.offset, (long long)t->u.tensor.extent,
+			    nm, (long long)t->u.tensor->offset, (long long)t->u.tensor->extent,
 			    (int)st->u.storage.key->u.str.len, st->u.storage.key->u.str.s,
 			    (long long)st->u.storage.numel);
 	if (f->out->n == f->cap) {
 		int cap = f->cap ? 2 * f->cap : 64;
+		if (charge(ps, (size_t)(cap - f->cap) * sizeof(aim_pickle_tensor)))
+			return AIM_ERR;
 		aim_pickle_tensor *a = realloc(f->out->t, (size_t)cap * sizeof *a);
 		if (!a)
 			return perr(ps, "out of memory");
 		f->out->t = a;
 		f->cap = cap;
 	}
+	if (charge(ps, f->len + 1 + st->u.storage.key->u.str.len + 1))
+		return AIM_ERR;
 	aim_pickle_tensor *o = &f->out->t[f->out->n];
 	memset(o, 0, sizeof *o);
 	o->name = strdup(f->name);
@@ -920,11 +966,11 @@ static int emit(flattener *f, const obj *t)
 	f->out->n++;
 	o->dtype = sc->dtype;
 	o->storage_numel = st->u.storage.numel;
-	o->offset = t->u.tensor.offset;
-	o->extent = t->u.tensor.extent;
-	o->ndim = t->u.tensor.ndim;
-	memcpy(o->shape, t->u.tensor.shape, sizeof o->shape);
-	memcpy(o->stride, t->u.tensor.stride, sizeof o->stride);
+	o->offset = t->u.tensor->offset;
+	o->extent = t->u.tensor->extent;
+	o->ndim = t->u.tensor->ndim;
+	memcpy(o->shape, t->u.tensor->shape, sizeof o->shape);
+	memcpy(o->stride, t->u.tensor->stride, sizeof o->stride);
 	return 0;
 }
 
@@ -1026,6 +1072,8 @@ static int check_unique(parser *ps, aim_pickle_tensors *ts)
 {
 	if (ts->n < 2)
 		return 0;
+	if (charge(ps, (size_t)ts->n * sizeof(aim_pickle_tensor *)))
+		return AIM_ERR;
 	aim_pickle_tensor **by_name = malloc((size_t)ts->n * sizeof *by_name);
 	if (!by_name)
 		return perr(ps, "out of memory");
@@ -1055,6 +1103,9 @@ int aim_pickle_parse_state_dict(const void *buf, size_t len, const char *what,
 				aim_pickle_tensors *out)
 {
 	parser ps = {.start = buf, .p = buf, .end = (const unsigned char *)buf + len, .what = what};
+	ps.mem_budget = len > (SIZE_MAX - ((size_t)AIM_PICKLE_MEM_SLACK_MIB << 20)) / AIM_PICKLE_MEM_FACTOR
+				? SIZE_MAX
+				: len * AIM_PICKLE_MEM_FACTOR + ((size_t)AIM_PICKLE_MEM_SLACK_MIB << 20);
 	flattener f = {.ps = &ps, .out = out};
 	const obj *root = NULL;
 	obj *r = NULL;

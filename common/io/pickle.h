@@ -29,7 +29,15 @@
  * Limits: stack 1M entries, mark nesting 4096, memo indices < 1M, strings
  * and the whole graph bounded by the input, nesting of the flattened dicts
  * 64 levels, 4 visits per object, names 64 KiB. Every read is bounds checked
- * and all arithmetic on sizes is overflow checked. */
+ * and all arithmetic on sizes is overflow checked.
+ *
+ * Memory: everything a parse allocates (objects, stack, memo, the tensor
+ * descriptions and their names) is counted, and a parse that would need
+ * more than AIM_PICKLE_MEM_FACTOR bytes per byte of pickle plus
+ * AIM_PICKLE_MEM_SLACK_MIB MiB fails with a message saying so. The state
+ * dicts torch writes need about 15 bytes per byte (85,000 tensors: 8.3 MB
+ * of pickle, 124 MB); a crafted 31 KB pickle naming one tensor 60,000
+ * times under 30 KB names, which used to take 1.8 GB, is refused. */
 #ifndef AIM_PICKLE_H
 #define AIM_PICKLE_H
 
@@ -37,6 +45,9 @@
 #include <stdint.h>
 
 #include "tensor.h"
+
+#define AIM_PICKLE_MEM_FACTOR 64
+#define AIM_PICKLE_MEM_SLACK_MIB 4
 
 /* One tensor of the state dict: where its elements live in which storage. */
 typedef struct {

@@ -54,7 +54,7 @@ static int grow_tensors(aim_record *r)
 }
 
 static aim_tensor *add_entry(aim_record *r, const char *name, aim_dtype dt, int ndim,
-			     const int64_t *shape)
+			     const int64_t *shape, int check_name)
 {
 	if (ndim < 0 || ndim > AIM_MAX_DIMS) {
 		aim_error("tensor '%s': %d dimensions (at most %d)", name, ndim, AIM_MAX_DIMS);
@@ -65,7 +65,7 @@ static aim_tensor *add_entry(aim_record *r, const char *name, aim_dtype dt, int 
 		aim_error("tensor '%s': invalid shape", name);
 		return NULL;
 	}
-	if (aim_record_find(r, name)) {
+	if (check_name && aim_record_find(r, name)) {
 		aim_error("tensor '%s' appears twice", name);
 		return NULL;
 	}
@@ -88,10 +88,10 @@ static aim_tensor *add_entry(aim_record *r, const char *name, aim_dtype dt, int 
 	return t;
 }
 
-aim_tensor *aim_record_add(aim_record *r, const char *name, aim_dtype dt, int ndim,
-			   const int64_t *shape, const void *data)
+static aim_tensor *add_owned(aim_record *r, const char *name, aim_dtype dt, int ndim,
+			     const int64_t *shape, const void *data, int check_name)
 {
-	aim_tensor *t = add_entry(r, name, dt, ndim, shape);
+	aim_tensor *t = add_entry(r, name, dt, ndim, shape, check_name);
 	if (!t)
 		return NULL;
 	t->data = data ? malloc(t->nbytes ? t->nbytes : 1) : calloc(1, t->nbytes ? t->nbytes : 1);
@@ -107,10 +107,22 @@ aim_tensor *aim_record_add(aim_record *r, const char *name, aim_dtype dt, int nd
 	return t;
 }
 
+aim_tensor *aim_record_add(aim_record *r, const char *name, aim_dtype dt, int ndim,
+			   const int64_t *shape, const void *data)
+{
+	return add_owned(r, name, dt, ndim, shape, data, 1);
+}
+
+aim_tensor *aim_record_add_new(aim_record *r, const char *name, aim_dtype dt, int ndim,
+			       const int64_t *shape)
+{
+	return add_owned(r, name, dt, ndim, shape, NULL, 0);
+}
+
 aim_tensor *aim_record_add_ref(aim_record *r, const char *name, aim_dtype dt, int ndim,
 			       const int64_t *shape, void *data)
 {
-	aim_tensor *t = add_entry(r, name, dt, ndim, shape);
+	aim_tensor *t = add_entry(r, name, dt, ndim, shape, 1);
 	if (t)
 		t->data = data;
 	return t;
@@ -122,6 +134,16 @@ aim_tensor *aim_record_find(const aim_record *r, const char *name)
 		if (!strcmp(r->t[i].name, name))
 			return &r->t[i];
 	return NULL;
+}
+
+void aim_record_truncate(aim_record *r, int n)
+{
+	while (r->n > n && r->n > 0) {
+		r->n--;
+		free(r->t[r->n].name);
+		if (r->owned_data[r->n])
+			free(r->t[r->n].data);
+	}
 }
 
 int aim_record_remove(aim_record *r, const char *name)

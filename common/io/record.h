@@ -62,8 +62,15 @@ aim_tensor *aim_record_add(aim_record *r, const char *name, aim_dtype dt, int nd
 /* Add a tensor that points to external data (not copied, not freed). */
 aim_tensor *aim_record_add_ref(aim_record *r, const char *name, aim_dtype dt, int ndim,
 			       const int64_t *shape, void *data);
+/* aim_record_add (zero-filled) without the search for a tensor of the same
+ * name, for loaders that checked their names themselves: adding n tensors
+ * is O(n) instead of O(n^2). The name must not be in r. */
+aim_tensor *aim_record_add_new(aim_record *r, const char *name, aim_dtype dt, int ndim,
+			       const int64_t *shape);
 aim_tensor *aim_record_find(const aim_record *r, const char *name);
 int aim_record_remove(aim_record *r, const char *name);
+/* Remove every tensor after the first n (a failed load's undo). */
+void aim_record_truncate(aim_record *r, int n);
 
 /* Metadata (string values). set replaces an existing key. */
 int aim_record_set_meta(aim_record *r, const char *key, const char *value);

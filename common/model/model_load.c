@@ -12,14 +12,12 @@
 #include "fileio.h"
 #include "model_layouts.h"
 #include "model_load.h"
-#include "pth.h"
 #include "safetensors.h"
+#include "weights_file.h"
 
 /* The weights as read: a mapped safetensors file or a loaded checkpoint. */
 typedef struct {
-	aim_stfile st;
-	aim_record rec;
-	int is_st;
+	aim_weights_file f;
 	char *path;
 	/* An AIMv2 checkpoint in the transformers or timm layout: its tensors
 	 * under the ml-aim names (model_layouts.h), pointing into st or rec. */
@@ -27,7 +25,7 @@ typedef struct {
 	aim_record named;
 } weights;
 
-static aim_record *file_rec(weights *w) { return w->is_st ? &w->st.rec : &w->rec; }
+static aim_record *file_rec(weights *w) { return aim_wf_record(&w->f); }
 static aim_record *weights_rec(weights *w)
 {
 	return w->layout != AIM_LAYOUT_MLAIM ? &w->named : file_rec(w);
@@ -39,10 +37,7 @@ static void weights_free(void *p)
 	if (!w)
 		return;
 	aim_record_free(&w->named);
-	if (w->is_st)
-		aim_st_close(&w->st);
-	else
-		aim_record_free(&w->rec);
+	aim_wf_close(&w->f);
 	free(w->path);
 	free(w);
 }
@@ -82,24 +77,15 @@ static char *dir_of(const char *path)
 	return d;
 }
 
-/* Open weights by content: a torch zip, else safetensors. */
+/* Open weights by content (weights_file.h), whatever their name. */
 static int weights_open(weights **out, const char *path)
 {
 	weights *w = calloc(1, sizeof *w);
 	if (!w)
 		return aim_error("out of memory");
-	aim_record_init(&w->rec);
 	aim_record_init(&w->named);
 	w->path = strdup(path);
-	int rc;
-	if (aim_pth_sniff(path)) {
-		rc = aim_pth_load(path, &w->rec);
-	} else {
-		w->is_st = 1;
-		rc = aim_st_open(&w->st, path);
-		if (rc < 0)
-			w->is_st = 0;
-	}
+	int rc = w->path ? aim_wf_open(&w->f, path) : aim_error("out of memory");
 	if (rc == 0) {
 		w->layout = aim_layout_detect(file_rec(w));
 		if (w->layout != AIM_LAYOUT_MLAIM)
@@ -133,7 +119,7 @@ static int resolve_config(aim_config *c, weights *w, const char *config_json_pat
 	aim_config found[3];
 	const char *names[3];
 	int n = 0;
-	const char *meta = w->is_st ? aim_record_get_meta(&w->st.rec, "aim.config") : NULL;
+	const char *meta = aim_record_get_meta(file_rec(w), "aim.config");
 	if (meta) {
 		if (aim_config_from_json(&found[n], meta, "aim.config metadata") < 0)
 			return aim_error_prefix("%s", w->path);
@@ -173,6 +159,18 @@ static int is_trunk_name(const char *name)
 	return strncmp(name, "preprocessor.", 13) == 0 || strncmp(name, "trunk.", 6) == 0;
 }
 
+/* What a model file may carry besides the trunk: a probe head, and what an
+ * aim-train checkpoint adds (its pixel head and AdamW moments: the
+ * prefixes of train_head.h and train_ckpt.h, a layer above). */
+static int is_known_part(const char *name)
+{
+	static const char *const parts[] = {"head.", "pixel_head.", "optim.m.", "optim.v."};
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+		if (!strncmp(name, parts[i], strlen(parts[i])))
+			return 1;
+	return 0;
+}
+
 /* Check every parameter by name and shape against the record (whose names
  * are the ml-aim ones; a missing tensor is named as the file's layout
  * names it). */
@@ -207,6 +205,10 @@ static int check_tensors(const aim_model *m, const aim_record *r, const char *pa
 			return aim_error("%s: unexpected tensor %s (not part of the architecture: dim %d, "
 					 "%d blocks, biases %s)", path, r->t[i].name, m->cfg.dim,
 					 m->cfg.depth, m->cfg.proj_bias || m->cfg.mlp_bias ? "yes" : "no");
+		else if (!is_trunk_name(r->t[i].name) && !is_known_part(r->t[i].name))
+			return aim_error("%s: unexpected tensor %s (neither the trunk's, preprocessor.* "
+					 "and trunk.*, nor a probe head's, head.*, nor an aim-train "
+					 "checkpoint's, pixel_head.* and optim.*)", path, r->t[i].name);
 	return AIM_OK;
 }
 

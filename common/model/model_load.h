@@ -10,13 +10,17 @@
  *     ml-aim (config.json model_type "aimv2"), transformers
  *     ("aimv2_vision_model") and timm ("architecture": "aimv2_…", with
  *     "model_args" when the shape is not the preset's);
- *   - a PyTorch checkpoint (.pth / .bin, torch.save zip), e.g. the released
+ *   - a PyTorch checkpoint (torch.save zip, whatever its name), e.g. the released
  *     aim_600m_2bimgs_attnprobe_backbone.pth, with --arch (or a config.json
  *     beside it); its probe head from a second file (--head).
  * The family comes from the architecture (norm and MLP kind), the biases
  * and the position table's kind from the tensors the file has. Every
  * parameter is checked by name and shape; a missing, misshapen or
- * unexpected trunk tensor is an error naming it (as the file names it). Two sources of the
+ * unexpected trunk tensor is an error naming it (as the file names it), and
+ * so is any tensor that belongs to no known part: the file may carry a
+ * probe head (head.*) and, as aim-train checkpoints do, a pixel head
+ * (pixel_head.*) and AdamW moments (optim.m.*, optim.v.*), nothing else.
+ * Files are told apart by content (weights_file.h). Two sources of the
  * architecture that disagree are an error. F32 tensors of a safetensors
  * file are used in place (mmap); F16/BF16 ones are converted on load.
  * Tensors under "head." (from the model file or the head file) are kept,

@@ -19,6 +19,16 @@
 
 /* ---- configuration, allocation, initialisation ------------------------- */
 
+int aim_head_default_heads(int D)
+{
+	if (D >= 128 && D % 128 == 0)
+		return D / 128;
+	for (int h = D / 64; h > 1; h--)
+		if (D % h == 0)
+			return h;
+	return 1;
+}
+
 void aim_head_config_default(aim_head_config *c, aim_probe_kind kind, int dim,
 			     int classes, int heads)
 {

@@ -53,6 +53,12 @@ typedef struct {
 	float bn_momentum;/* 0.1 as PyTorch */
 } aim_head_config;
 
+/* Attention heads of an attentive probe over D-wide features whose model
+ * is not known (features another tool wrote, without aim.config): D/128
+ * when 128 divides D (AIM v1's head width), else the most heads at least
+ * 64 wide that divide D (768 -> 6, 1000 -> 10, 200 -> 2), 1 below 128. */
+int aim_head_default_heads(int D);
+
 /* Fill defaults: attentive, 1 query, no linear bias, eps 1e-6, momentum 0.1. */
 void aim_head_config_default(aim_head_config *c, aim_probe_kind kind, int dim,
 			     int classes, int heads);

@@ -11,6 +11,7 @@
 #include "probe_trainer.h"
 #include "safetensors.h"
 #include "stream.h"
+#include "weights_file.h"
 
 int aim_probe_heads(const aim_probe_hparams *hp, const aim_record *meta, int64_t D,
 		    int model_heads)
@@ -22,11 +23,7 @@ int aim_probe_heads(const aim_probe_hparams *hp, const aim_record *meta, int64_t
 	int h = aim_features_heads(meta);
 	if (h)
 		return h;
-	if (D % 128 == 0)
-		return (int)(D / 128);
-	return aim_error("the features do not say how many attention heads their model has "
-			 "(no aim.config metadata) and %lld is not a multiple of 128: give --heads",
-			 (long long)D);
+	return aim_head_default_heads((int)D);
 }
 
 int aim_probe_class_count(int classes, const aim_record *meta, int64_t max_label,
@@ -72,11 +69,11 @@ static const char *kind_name(aim_probe_kind k)
 /* --init: a head file whose shape must be the one asked for. */
 static int load_init(aim_head *h, const char *path, const aim_head_config *want)
 {
-	aim_stfile f;
-	if (aim_st_open(&f, path))
+	aim_weights_file f; /* safetensors or a PyTorch checkpoint, by content */
+	if (aim_wf_open(&f, path))
 		return AIM_ERR;
-	int rc = aim_head_load(h, &f.rec, want->heads, path);
-	aim_st_close(&f);
+	int rc = aim_head_load(h, aim_wf_record(&f), want->heads, path);
+	aim_wf_close(&f);
 	if (rc)
 		return AIM_ERR;
 	const aim_head_config *c = &h->cfg;

@@ -50,8 +50,8 @@ typedef struct {
 } aim_probe_trainer;
 
 /* The attention heads of an attentive probe: hp->heads, else model_heads
- * (> 0), else the features' aim.config, else D/128. AIM_ERR asking for
- * --heads when none applies. */
+ * (> 0), else the features' aim.config, else (features another tool
+ * wrote) aim_head_default_heads(D). */
 int aim_probe_heads(const aim_probe_hparams *hp, const aim_record *meta, int64_t D,
 		    int model_heads);
 /* Class count: `classes` (> 0, --classes), the stream's aim.classes, else

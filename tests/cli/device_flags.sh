@@ -38,6 +38,12 @@ if ! "$X" --version | grep -q "cuda: CUDA device"; then
 	"$X" --device cuda -m "$M" "$P" -o "$T/d.aimt" 2>"$T/err"
 	[ $? -eq 1 ] && grep -q "CUDA backend unavailable: ." "$T/err" || fail "--device cuda: $(cat "$T/err")"
 	[ ! -e "$T/d.aimt" ] || fail "an output was written"
+	# without the NVIDIA driver, say so (the runtime's own words are
+	# "CUDA driver version is insufficient")
+	if [ -e "$AIM_TOP/${BUILD:-build}/libaim-cuda.so" ] && ! ldconfig -p | grep -q 'libcuda\.so\.1 '; then
+		"$X" --version | grep -q "cuda: no NVIDIA driver found" ||
+			fail "--version without a driver: $("$X" --version)"
+	fi
 	# auto falls back to the CPU: the same features
 	"$X" -q --device auto -m "$M" "$P" -o "$T/e.aimt" || fail "--device auto"
 	cmp "$T/a.aimt" "$T/e.aimt" || fail "--device auto on the CPU changed the features"

@@ -216,7 +216,7 @@ def all_cases(fx):
 
     # ---- failures: each a clear message, never a crash -------------------
     torch.save({"w": torch.ones(2)}, fx.path("legacy"), _use_new_zipfile_serialization=False)
-    fx.fail("legacy", "legacy PyTorch format; re-save with torch>=1.6")
+    fx.fail("legacy", "a PyTorch checkpoint in the legacy format (torch.save before torch 1.6")
 
     torch.save({"w": torch.ones(2, dtype=torch.float64)}, fx.path("float64"))
     fx.fail("float64", "tensor 'w' has dtype float64")
@@ -266,6 +266,75 @@ def all_cases(fx):
     # TorchScript archives are zips with data.pkl too
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), fx.path("script"))
     fx.fail("script", "TorchScript archive")
+    hostile_cases(fx, g)
+
+
+def set_declared_size(path, member, size):
+    """Rewrite the uncompressed size that the local header and the central
+    directory give for `member` (its data left as it is)."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member)
+    data = bytearray(open(path, "rb").read())
+    lh = info.header_offset
+    assert data[lh:lh + 4] == b"PK\3\4"
+    struct.pack_into("<I", data, lh + 22, size)
+    name = member.encode()
+    cd = data.rfind(b"PK\1\2", 0, len(data))
+    while cd >= 0:
+        nlen = struct.unpack_from("<H", data, cd + 28)[0]
+        if data[cd + 46:cd + 46 + nlen] == name:
+            struct.pack_into("<I", data, cd + 24, size)
+            break
+        cd = data.rfind(b"PK\1\2", 0, cd)
+    open(path, "wb").write(bytes(data))
+
+
+def hostile_cases(fx, g):
+    """Files found in damaged and crafted corpora: each must fail with a
+    clear message, within bounded memory, or load exactly as torch does."""
+    # a deflated storage whose headers claim more bytes than its data holds:
+    # the tensor reads only the first 8 bytes, the rest must still exist
+    write_torch_zip(fx.path("deflate_short_base"),
+                    {"w": rebuild(Storage(torch.FloatStorage, "0", 8), 0, [2], [1])},
+                    {"0": struct.pack("<4f", 1, 2, 3, 4)})
+    rezip(fx.path("deflate_short_base"), fx.path("deflate_short"), zipfile.ZIP_DEFLATED)
+    os.remove(fx.path("deflate_short_base"))
+    set_declared_size(fx.path("deflate_short"), "archive/data/0", 32)
+    fx.fail("deflate_short", "archive/data/0")
+
+    # the legacy (pre-zip) format under a name that does not say .pth
+    torch.save({"w": torch.ones(2)}, os.path.join(fx.out, "legacy.bin"),
+                _use_new_zipfile_serialization=False)
+
+    # 72 KB of pickle naming one tensor 60,000 times under 30 KB names:
+    # {K: [inner] * 200}, inner = [t] * 300 (memo references, no copies)
+    key = "k" * 30000
+    t = rebuild(Storage(torch.FloatStorage, "0", 1), 0, [1], [1])
+    inner = [t] * 300
+    write_torch_zip(fx.path("name_bomb"), {key: [inner] * 200}, {"0": b"\0" * 4})
+    fx.fail("name_bomb", "memory")
+
+    # 85,000 small tensors (each its own storage), as in a large state dict
+    many = collections.OrderedDict((f"blocks.{i // 8}.p{i % 8}", torch.full((2,), float(i)))
+                                   for i in range(85000))
+    fx.save("many", many, flat_expected(many))
+
+    # one deflated storage shared by 2,000 views
+    flat = torch.randn(1 << 20, generator=g)
+    views = collections.OrderedDict((f"v{i}", flat[i * 512:(i + 1) * 512]) for i in range(2000))
+    torch.save(views, fx.path("shared_deflated_base"))
+    rezip(fx.path("shared_deflated_base"), fx.path("shared_deflated"), zipfile.ZIP_DEFLATED)
+    os.remove(fx.path("shared_deflated_base"))
+    fx.expect("shared_deflated", flat_expected(views))
+
+    # a stride-0 view over one element asking for 1 GiB
+    write_torch_zip(fx.path("stride0_bomb"),
+                    {"w": rebuild(Storage(torch.FloatStorage, "0", 1), 0, [1 << 28], [0])},
+                    {"0": b"\0" * 4})
+    fx.fail("stride0_bomb", "repeat")
+    # a small stride-0 view loads (torch's expand of a 1-element tensor)
+    small = {"e": torch.tensor([2.5]).expand(1000)}
+    fx.save("stride0_small", small, flat_expected(small))
 
 
 def main():

@@ -9,7 +9,7 @@ Usage:
   probe_ref.py head KIND QUERIES BIAS WORKDIR DUMP_BIN   head parity + one step
   probe_ref.py eval-case WORKDIR KIND f16|f32            features + head for aim-eval
   probe_ref.py eval-check WORKDIR JSON [LOGITS]          compare aim-eval --json
-  probe_ref.py learnable WORKDIR [f16|f32]               synthetic train/val streams
+  probe_ref.py learnable WORKDIR [f16|f32] [D]           synthetic train/val streams
   probe_ref.py e2e-case WORKDIR                          images, HF model, reference
   probe_ref.py train-case WORKDIR KIND                   features, head0, trained reference
   probe_ref.py compare-heads REF GOT TOL                 every tensor of two head files
@@ -304,11 +304,12 @@ def cmd_eval_check(work, got_path, logits_path=None):
     return 0 if ok else 1
 
 
-def cmd_learnable(work, dtype="f32"):
+def cmd_learnable(work, dtype="f32", D=32):
     """A task a probe can learn: noise tokens, with the class's signature
-    vector added to one token at a random place; train and val streams."""
+    vector added to one token at a random place; train and val streams
+    (features D wide, no aim.config: as another tool would write them)."""
     rng = np.random.default_rng(5)
-    C, K, D = 5, 8, 32
+    C, K = 5, 8
     sig = rng.normal(0, 1, (C, D)) * 1.5
     classes = [f"c{i}" for i in range(C)]
     for name, n in (("train", 1000), ("val", 300)):
@@ -533,6 +534,6 @@ if __name__ == "__main__":
     if a and a[0] == "e2e-case":
         sys.exit(cmd_e2e_case(a[1]))
     if a and a[0] == "learnable":
-        sys.exit(cmd_learnable(a[1], a[2] if len(a) > 2 else "f32"))
+        sys.exit(cmd_learnable(a[1], a[2] if len(a) > 2 else "f32", int(a[3]) if len(a) > 3 else 32))
     print(__doc__)
     sys.exit(2)
