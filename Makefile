@@ -10,6 +10,8 @@
 # Optional parts are detected, reported and never required:
 #   CUDA (nvcc)  -> build/libaim-cuda.so, loaded at run time by the tools
 #   MPI (mpicc)  -> aim-train gains data-parallel training across processes
+#   oneDNN       -> bf16 matrix products on the CPU (--precision bf16), and
+#                   oneDNN's fp32 GEMM where it beats OpenBLAS; DNNL=0 leaves it out
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -51,6 +53,14 @@ MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null) -DAIM_HAVE_MPI=1
 MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
 endif
 
+# --- optional oneDNN ------------------------------------------------------------
+DNNL ?= $(shell printf '\043include <oneapi/dnnl/dnnl.h>\nint main(void){return !dnnl_version();}\n' | \
+	$(CC) -x c - -o /dev/null -ldnnl >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(DNNL),1)
+CFLAGS += -DAIM_HAVE_DNNL=1
+LDLIBS += -ldnnl
+endif
+
 # --- optional CUDA -----------------------------------------------------------
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard common/cuda/*.cu)
@@ -81,7 +91,7 @@ endif
 all: config $(TOOLS) $(CUDA_LIB)
 
 config:
-	@echo "aim: CC=$(CC) SAN=$(SAN) MPI=$(if $(MPICC),yes,no) CUDA=$(if $(CUDA_LIB),yes ($(NVCC)),no)"
+	@echo "aim: CC=$(CC) SAN=$(SAN) MPI=$(if $(MPICC),yes,no) oneDNN=$(if $(filter 1,$(DNNL)),yes,no) CUDA=$(if $(CUDA_LIB),yes ($(NVCC)),no)"
 
 $(BUILD)/common/%.o: common/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
