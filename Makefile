@@ -54,8 +54,10 @@ MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
 endif
 
 # --- optional oneDNN ------------------------------------------------------------
-DNNL ?= $(shell printf '\043include <oneapi/dnnl/dnnl.h>\nint main(void){return !dnnl_version();}\n' | \
+ifndef DNNL
+DNNL := $(shell printf '\043include <oneapi/dnnl/dnnl.h>\nint main(void){return !dnnl_version();}\n' | \
 	$(CC) -x c - -o /dev/null -ldnnl >/dev/null 2>&1 && echo 1 || echo 0)
+endif
 ifeq ($(DNNL),1)
 CFLAGS += -DAIM_HAVE_DNNL=1
 LDLIBS += -ldnnl
