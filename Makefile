@@ -89,7 +89,7 @@ DIST_OBJ := $(BUILD)/common/base/dist_mpi.o
 DIST_LIBS := $(MPI_LIBS)
 endif
 
-.PHONY: all check bench fuzz install clean config layers includes
+.PHONY: all check bench fuzz install clean config layers includes ldlibs
 all: config $(TOOLS) $(CUDA_LIB)
 
 config:
@@ -122,6 +122,11 @@ $(BUILD)/libaim-cuda.so: $(CUDA_SRC) $(HEADERS) $(wildcard common/cuda/*.h)
 # The include flags, for scripts that compile against the library themselves.
 includes:
 	@echo $(LAYER_INC)
+
+# The libraries a program linking $(BUILD)/libaim.a needs (oneDNN included
+# when it was found), for the same scripts.
+ldlibs:
+	@echo $(LDLIBS)
 
 # No file of the library includes a header from a layer above its own.
 layers:
