@@ -11,6 +11,8 @@
 # Optional parts are detected, reported and never required:
 #   CUDA (nvcc)  -> build/libaim-cuda.so, loaded at run time by the tools
 #   MPI (mpicc)  -> aim-train gains data-parallel training across processes
+#   oneDNN       -> bf16 matrix products on the CPU (--precision bf16), and
+#                   oneDNN's fp32 GEMM where it beats OpenBLAS; DNNL=0 leaves it out
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -52,6 +54,16 @@ MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null) -DAIM_HAVE_MPI=1
 MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
 endif
 
+# --- optional oneDNN ------------------------------------------------------------
+ifndef DNNL
+DNNL := $(shell printf '\043include <oneapi/dnnl/dnnl.h>\nint main(void){return !dnnl_version();}\n' | \
+	$(CC) -x c - -o /dev/null -ldnnl >/dev/null 2>&1 && echo 1 || echo 0)
+endif
+ifeq ($(DNNL),1)
+CFLAGS += -DAIM_HAVE_DNNL=1
+LDLIBS += -ldnnl
+endif
+
 # --- optional CUDA -----------------------------------------------------------
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard common/cuda/*.cu)
@@ -78,11 +90,11 @@ DIST_OBJ := $(BUILD)/common/base/dist_mpi.o
 DIST_LIBS := $(MPI_LIBS)
 endif
 
-.PHONY: all check bench fuzz install clean config layers includes
+.PHONY: all check bench fuzz install clean config layers includes ldlibs
 all: config $(TOOLS) $(CUDA_LIB)
 
 config:
-	@echo "aim: CC=$(CC) SAN=$(SAN) MPI=$(if $(MPICC),yes,no) CUDA=$(if $(CUDA_LIB),yes ($(NVCC)),no)"
+	@echo "aim: CC=$(CC) SAN=$(SAN) MPI=$(if $(MPICC),yes,no) oneDNN=$(if $(filter 1,$(DNNL)),yes,no) CUDA=$(if $(CUDA_LIB),yes ($(NVCC)),no)"
 
 $(BUILD)/common/%.o: common/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -111,6 +123,11 @@ $(BUILD)/libaim-cuda.so: $(CUDA_SRC) $(HEADERS) $(wildcard common/cuda/*.h)
 # The include flags, for scripts that compile against the library themselves.
 includes:
 	@echo $(LAYER_INC)
+
+# The libraries a program linking $(BUILD)/libaim.a needs (oneDNN included
+# when it was found), for the same scripts.
+ldlibs:
+	@echo $(LDLIBS)
 
 # No file of the library includes a header from a layer above its own.
 layers:

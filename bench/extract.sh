@@ -11,7 +11,13 @@
 # the work done, which wall-clock rates mix with the scheduler's luck.
 # Targets: >= 2x PyTorch on (a), >= 1.4x on (b), >= 80 % of the sgemm peak on
 # (b), peak memory <= weights + 300 MB on (b).
-#   env: THREADS (2), PYTHON (/usr/bin/python3), BUILD (build), CASES ("a b")
+# Where the CPU has native bf16 through oneDNN, a second row per case:
+# aim-extract --precision bf16 against aim fp32 (same run) and, on (a),
+# against PyTorch with the model and input cast to bf16 (model.bfloat16();
+# torch.autocast fails on this model in torch 1.13). Targets: (a) >= 1.3x
+# PyTorch bf16 and >= 1.8x aim fp32; (b) >= 1.8x aim fp32.
+#   env: THREADS (2), PYTHON (/usr/bin/python3), BUILD (build), CASES ("a b";
+#   "t" is a tiny shape that only checks this script)
 set -eu
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -24,9 +30,13 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cc -O2 -fopenmp $(pkg-config --cflags openblas) -o "$T/sgemm_peak" "$TOP/bench/sgemm_peak.c" \
 	$(pkg-config --libs openblas)
 
+BF16=
+"$X" --version | grep -q "bf16 brg:" && BF16=1
+
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-run_case() { # name dim depth heads batch
-	name=$1 dim=$2 depth=$3 heads=$4 batch=$5
+ips_of() { grep "forward:" "$1" | sed 's/.* s, \([0-9.]*\) images\/s.*/\1/'; }
+run_case() { # name dim depth heads batch torch_bf16(0/1)
+	name=$1 dim=$2 depth=$3 heads=$4 batch=$5 torch_bf16=$6
 	d=$T/$name
 	"$PYTHON" "$TOP/bench/extract_ref.py" gen "$d" --dim "$dim" --depth "$depth" --heads "$heads" --batch "$batch"
 	peak=$("$T/sgemm_peak" "$THREADS" 5)
@@ -50,11 +60,28 @@ run_case() { # name dim depth heads batch
 	    -v cc="$c_cpu" -v pc="$py_cpu" 'BEGIN {
 		printf "extract %-9s threads %d: aim-extract %.2f images/s, PyTorch %.2f images/s, ratio %.2fx (CPU seconds %.2f vs %.2f: %.2fx); %.0f GFLOP/s = %.0f%% of sgemm peak %.0f; peak memory %.0f MB = weights %d MB + %.0f MB\n",
 			n, t, c, p, c / p, cc, pc, pc / cc, g, 100 * g / pk, pk, r / 1024, w, r / 1024 - w }'
+	if [ -n "$BF16" ]; then
+		b_ips=0 pb_ips=0
+		for i in 1 2; do
+			"$X" -v --threads "$THREADS" --device cpu --precision bf16 -m "$d/model.safetensors" \
+				--layers $((depth - 1)) "$d/patches.aimt" -o "$d/features.aimt" 2>"$d/log"
+			b_ips=$(best "$(ips_of "$d/log")" "$b_ips")
+			[ "$torch_bf16" = 1 ] || continue
+			p=$("$PYTHON" "$TOP/bench/extract_ref.py" torch "$d" --threads "$THREADS" --dtype bf16 |
+				awk '{print $1}')
+			pb_ips=$(best "$p" "$pb_ips")
+		done
+		awk -v n="$name" -v b="$b_ips" -v c="$c_ips" -v p="$pb_ips" -v t="$THREADS" 'BEGIN {
+			printf "extract %-9s threads %d: aim-extract bf16 %.2f images/s, aim fp32 %.2f: %.2fx", n, t, b, c, b / c
+			if (p > 0) printf "; PyTorch bf16 %.2f images/s: %.2fx", p, b / p
+			printf "\n" }'
+	fi
 	rm -rf "$d"
 }
 for c in ${CASES:-a b}; do
 	case $c in
-	a) run_case vit-s14 384 12 6 16 ;;
-	b) run_case aim-600M 1536 24 12 2 ;;
+	a) run_case vit-s14 384 12 6 16 1 ;;
+	b) run_case aim-600M 1536 24 12 2 0 ;;
+	t) run_case tiny 64 2 2 2 1 ;;
 	esac
 done

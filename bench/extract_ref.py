@@ -4,7 +4,7 @@
   extract_ref.py gen DIR --dim D --depth N --heads H --batch B
       random F32 model (model.safetensors with aim.config, 224 px, patch 14)
       and a patches stream of B images (F32, already normalised)
-  extract_ref.py torch DIR --threads T
+  extract_ref.py torch DIR --threads T [--dtype fp32|bf16]
       PyTorch forward of the same weights on the same images (the trunk of
       tests/ref/aim_ref.py in fp32); prints images/s, wall and CPU seconds
       of one timed run
@@ -80,12 +80,15 @@ def run_torch(a):
     torch.set_num_threads(a.threads)
     t, m = aim_ref.read_st(os.path.join(a.dir, "model.safetensors"))
     cfg = json.loads(m["aim.config"])
-    sd = {k: torch.from_numpy(v) for k, v in t.items()}
+    # --dtype bf16: what a user gets from model.bfloat16() and a bf16 input
+    # (torch.autocast fails on this model in torch 1.13); cast before timing
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[a.dtype]
+    sd = {k: torch.from_numpy(v).to(dtype) for k, v in t.items()}
     del t
-    img = torch.from_numpy(np.load(os.path.join(a.dir, "images.npy")))
+    img = torch.from_numpy(np.load(os.path.join(a.dir, "images.npy"))).to(dtype)
     with torch.no_grad():
         t0, c0 = time.perf_counter(), time.process_time()
-        aim_ref.trunk(sd, cfg, img, dtype=torch.float32)
+        aim_ref.trunk(sd, cfg, img, dtype=dtype)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
     print("%.4f %.3f %.3f" % (img.shape[0] / dt, dt, dc))
 
@@ -100,6 +103,7 @@ def main():
     t = sub.add_parser("torch")
     t.add_argument("dir")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
     (gen if a.cmd == "gen" else run_torch)(a)
 

@@ -11,7 +11,12 @@
 # idle threads sleep (OMP_WAIT_POLICY=passive, OPENBLAS_THREAD_TIMEOUT=4);
 # PyTorch runs with its default spinning threads and with passive ones,
 # and its better figure counts, so a busy machine does not flatter us.
-# BENCH_STEPS (default 5) sets the steps of each run.
+# BENCH_STEPS (default 5) sets the steps of each run; CASES ("vit-s fmnist")
+# the shapes.
+#
+# Where the CPU has native bf16 through oneDNN, a second row per shape:
+# aim-train --precision bf16 against aim fp32 and PyTorch's fp32 step of the
+# same run. Targets (ViT-S): >= 2.5x PyTorch fp32 and >= 1.7x aim fp32.
 #
 # Beside the ratio it prints the arithmetic rate of aim-train's step against
 # the sgemm ceiling measured in the same run (bench/sgemm_peak.c): the FLOPs
@@ -53,6 +58,11 @@ run() { # name preset batch grid patch channels dim depth heads hblocks hdim
 	"$BIN/aim-train" --preset $preset --batch $batch --steps $STEPS --save-every 0 --threads 2 -q \
 		-o "$T/$name" "$T/$name.aimt"
 	ours=$(median_ips "$T/$name/log.csv")
+	if [ -n "$BF16" ]; then
+		"$BIN/aim-train" --preset $preset --batch $batch --steps $STEPS --save-every 0 --threads 2 -q \
+			--device cpu --precision bf16 -o "$T/$name-bf16" "$T/$name.aimt"
+		bf=$(median_ips "$T/$name-bf16/log.csv")
+	fi
 	args="--dim $dim --depth $depth --heads $heads --head-blocks $hb --head-dim $hd --patch $patch
 		--channels $ch --grid $rows $rows --batch $batch --steps $STEPS --threads 2"
 	spin=$($PYTHON "$REF" bench $args)
@@ -64,7 +74,17 @@ run() { # name preset batch grid patch channels dim depth heads hblocks hdim
 	awk -v f=$f -v a=$ours -v t=$theirs -v p=$peak -v n=$name 'BEGIN {
 		printf "train %s: %.1f GFLOP/image; aim-train %.0f GFLOP/s = %.0f%% of the sgemm peak %.0f; 2x PyTorch would take %.0f GFLOP/s (%.0f%% of it)\n",
 			n, f/1e9, a*f/1e9, 100*a*f/1e9/p, p, 2*t*f/1e9, 100*2*t*f/1e9/p }'
+	[ -z "$BF16" ] ||
+		awk -v b=$bf -v a=$ours -v t=$theirs -v n=$name 'BEGIN {
+			printf "train %s bf16: aim-train bf16 %.3f images/s, aim fp32 %.3f: %.2fx; PyTorch fp32 %.3f: %.2fx\n",
+				n, b, a, b / a, t, b / t }'
 }
+BF16=
+"$BIN/aim-train" --version | grep -q "bf16 brg:" && BF16=1
 
-run vit-s vit-s 16 16 14 3 384 12 6 2 384
-run fmnist fmnist 128 4 7 1 192 6 3 1 192
+for c in ${CASES:-vit-s fmnist}; do
+	case $c in
+	vit-s) run vit-s vit-s 16 16 14 3 384 12 6 2 384 ;;
+	fmnist) run fmnist fmnist 128 4 7 1 192 6 3 1 192 ;;
+	esac
+done

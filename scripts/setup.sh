@@ -7,7 +7,7 @@
 set -eu
 BUILD="build-essential pkg-config make
 libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libzstd-dev libopenblas-dev
-libjansson-dev libarchive-dev libzip-dev libopenmpi-dev openmpi-bin"
+libjansson-dev libarchive-dev libzip-dev libopenmpi-dev openmpi-bin libdnnl-dev"
 DEMO="python3 dataset-fashion-mnist"
 TESTS="clang libclang-rt-14-dev zstd util-linux
 python3-numpy python3-torch python3-torchvision python3-pil

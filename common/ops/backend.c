@@ -10,7 +10,9 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "dnnl_gemm.h"
 #include "err.h"
+#include "ops_bf16.h"
 
 #define CUDA_LIB "libaim-cuda.so"
 
@@ -114,10 +116,13 @@ int aim_backend_set_precision(const aim_backend *be, const char *precision)
 		return 0;
 	if (strcmp(precision, "fp32") && strcmp(precision, "bf16") && strcmp(precision, "tf32"))
 		return aim_error("unknown precision '%s' (expected fp32, tf32 or bf16)", precision);
-	if (!be->set_precision || be->set_precision(precision) < 0)
-		return aim_error("the %s backend does not offer %s matrix products%s", be->name,
-				 precision, be->host_memory ? " (the CPU computes in fp32 only)" : "");
-	return 0;
+	if (be->set_precision && be->set_precision(precision) == 0)
+		return 0;
+	if (be == aim_backend_cpu() && !strcmp(precision, "bf16"))
+		return aim_error("the cpu backend does not offer bf16 matrix products: %s",
+				 aim_bf16_unavailable());
+	return aim_error("the %s backend does not offer %s matrix products%s", be->name, precision,
+			 be == aim_backend_cpu() ? " (the CPU offers fp32 and bf16)" : "");
 }
 
 char *openblas_get_config(void);
@@ -133,8 +138,16 @@ const char *aim_backend_describe(void)
 	char *sp = strchr(blas, ' ');
 	if (sp && (sp = strchr(sp + 1, ' ')))
 		*sp = 0;
+	/* oneDNN: its version and the kernel a bf16 product gets here */
+	char dnnl[160] = "";
+	if (aim_dnnl_available()) {
+		const char *k = aim_dnnl_bf16_kernel();
+		snprintf(dnnl, sizeof dnnl, ", %s ISA %s, bf16 %s", aim_dnnl_version(),
+			 aim_dnnl_isa(), aim_bf16_unavailable() ? "emulated" : k ? k : "native");
+	}
 	const aim_backend *cuda = load_cuda(-1, why, sizeof why);
-	snprintf(line, sizeof line, "cpu (%s, %d threads); cuda: %s", blas, omp_get_max_threads(),
+	snprintf(line, sizeof line, "cpu (%s%s, %d threads); cuda: %s", blas, dnnl,
+		 omp_get_max_threads(),
 		 cuda ? (cuda->describe ? cuda->describe() : "available") : why);
 	return line;
 }

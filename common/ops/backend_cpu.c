@@ -1,4 +1,7 @@
-/* The CPU backend: ops.h functions on host memory. */
+/* The CPU backend: ops.h functions on host memory; the one place that
+ * picks, per product, OpenBLAS or oneDNN (fp32) and the bf16 products of
+ * ops_bf16.h (--precision bf16). */
+#include <malloc.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +9,8 @@
 
 #include "backend.h"
 #include "blas_threads.h"
+#include "dnnl_gemm.h"
+#include "ops_bf16.h"
 #include "train_loss.h"
 #include "train_optim.h"
 
@@ -19,9 +24,25 @@ static void *cpu_alloc(size_t bytes)
 	return p;
 }
 
-static void cpu_free(void *p) { free(p); }
-static void cpu_copy(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
-static void cpu_zero(void *p, size_t n) { memset(p, 0, n); }
+/* Writing or freeing memory that holds weights retires their bf16 copies
+ * (ops_bf16.h). */
+static void cpu_free(void *p)
+{
+	if (p)
+		aim_bf16_forget(p, malloc_usable_size(p));
+	free(p);
+}
+static void cpu_copy(void *dst, const void *src, size_t n)
+{
+	aim_bf16_stale(dst, n);
+	memcpy(dst, src, n);
+}
+static void cpu_zero(void *p, size_t n)
+{
+	aim_bf16_stale(p, n);
+	memset(p, 0, n);
+}
+static void cpu_download(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
 static void cpu_sync(void) {}
 
 static void cpu_parallel_groups(void (*fn)(void *ctx, int g), void *ctx, int ngroups)
@@ -35,15 +56,82 @@ static void cpu_parallel_groups(void (*fn)(void *ctx, int g), void *ctx, int ngr
 
 static int cpu_max_threads(void) { return omp_get_max_threads(); }
 
-static int cpu_set_precision(const char *name) { return strcmp(name, "fp32") == 0 ? 0 : -1; }
+/* ---- the matrix products ------------------------------------------------ */
+
+static int g_bf16; /* --precision bf16 */
+
+static int cpu_set_precision(const char *name)
+{
+	if (!strcmp(name, "fp32")) {
+		g_bf16 = 0;
+		return 0;
+	}
+	if (!strcmp(name, "bf16") && !aim_bf16_unavailable()) {
+		g_bf16 = 1;
+		return 0;
+	}
+	return -1;
+}
+
+static void cpu_linear_fwd(float *y, const float *x, const float *w, const float *b, int M,
+			   int in, int out)
+{
+	if (g_bf16)
+		aim_linear_fwd_bf16(y, x, w, b, M, in, out);
+	else
+		aim_linear_fwd(y, x, w, b, M, in, out);
+}
+
+static void cpu_linear_fwd_acc(float *y, const float *x, const float *w, const float *b, int M,
+			       int in, int out)
+{
+	if (g_bf16)
+		aim_linear_fwd_acc_bf16(y, x, w, b, M, in, out);
+	else
+		aim_linear_fwd_acc(y, x, w, b, M, in, out);
+}
+
+static void cpu_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
+			   const float *w, int M, int in, int out)
+{
+	if (g_bf16)
+		aim_linear_bwd_bf16(dx, dw, db, dy, x, w, M, in, out);
+	else
+		aim_linear_bwd(dx, dw, db, dy, x, w, M, in, out);
+}
+
+static void cpu_patch_embed_fwd(float *y, const float *patches, const float *w, const float *b,
+				int M, int P, int D)
+{
+	if (g_bf16)
+		aim_patch_embed_fwd_bf16(y, patches, w, b, M, P, D);
+	else
+		aim_patch_embed_fwd(y, patches, w, b, M, P, D);
+}
+
+static void cpu_patch_embed_bwd(float *dw, float *db, const float *dy, const float *patches,
+				int M, int P, int D)
+{
+	if (g_bf16)
+		aim_patch_embed_bwd_bf16(dw, db, dy, patches, M, P, D);
+	else
+		aim_patch_embed_bwd(dw, db, dy, patches, M, P, D);
+}
 
 char *openblas_get_config(void);
 
 static const char *cpu_describe(void)
 {
-	static char line[256];
-	snprintf(line, sizeof line, "CPU: %d threads, %s, GEMM precision fp32",
-		 omp_get_max_threads(), openblas_get_config());
+	static char line[384], dnnl[128] = "no oneDNN";
+	if (aim_dnnl_available())
+		snprintf(dnnl, sizeof dnnl, "%s (ISA %s)", aim_dnnl_version(), aim_dnnl_isa());
+	if (g_bf16)
+		snprintf(line, sizeof line, "CPU: %d threads, %s, %s, GEMM precision bf16 (%s)",
+			 omp_get_max_threads(), openblas_get_config(), dnnl,
+			 aim_dnnl_bf16_kernel() ? aim_dnnl_bf16_kernel() : "?");
+	else
+		snprintf(line, sizeof line, "CPU: %d threads, %s, %s, GEMM precision fp32",
+			 omp_get_max_threads(), openblas_get_config(), dnnl);
 	return line;
 }
 
@@ -68,15 +156,15 @@ static const aim_backend cpu = {
 	.alloc = cpu_alloc,
 	.free = cpu_free,
 	.upload = cpu_copy,
-	.download = cpu_copy,
+	.download = cpu_download,
 	.copy = cpu_copy,
 	.zero = cpu_zero,
 	.synchronize = cpu_sync,
-	.linear_fwd = aim_linear_fwd,
-	.linear_fwd_acc = aim_linear_fwd_acc,
-	.linear_bwd = aim_linear_bwd,
-	.patch_embed_fwd = aim_patch_embed_fwd,
-	.patch_embed_bwd = aim_patch_embed_bwd,
+	.linear_fwd = cpu_linear_fwd,
+	.linear_fwd_acc = cpu_linear_fwd_acc,
+	.linear_bwd = cpu_linear_bwd,
+	.patch_embed_fwd = cpu_patch_embed_fwd,
+	.patch_embed_bwd = cpu_patch_embed_bwd,
 	.layernorm_fwd = aim_layernorm_fwd,
 	.layernorm_bwd = aim_layernorm_bwd,
 	.gelu_fwd = aim_gelu_fwd,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "ops_bf16.h"
 #include "train_optim.h"
 
 void aim_optim_init(aim_optim *o)
@@ -149,6 +150,8 @@ void aim_adamw_tensor(float *w, float *m, float *v, const float *g, long n, doub
 		float denom = sqrtf(v[j]) / bc2_sqrt + e;
 		w[j] = wj - step_size * (m[j] / denom);
 	}
+	/* bf16 products on the CPU keep a rounded copy of each weight. */
+	aim_bf16_stale(w, sizeof(float) * (size_t)n);
 }
 
 void aim_adamw_step(aim_optim *o, double lr, long step)

@@ -21,6 +21,5 @@ for s in $srcs; do
 	objs="$objs $out/emu_$s.o"
 done
 $CXX -std=c++20 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -DAIM_CUDA_EMULATE $AIM_INC -pthread -fopenmp \
-	tests/gpu/emu_ops.cc $objs "$BUILD/libaim.a" -o "$out/emu_ops" \
-	$(pkg-config --libs libzstd libpng libjpeg jansson libarchive libzip openblas) -lm -ldl
+	tests/gpu/emu_ops.cc $objs "$BUILD/libaim.a" -o "$out/emu_ops" $(make -s --no-print-directory ldlibs)
 OMP_NUM_THREADS=1 "$out/emu_ops"

@@ -43,7 +43,7 @@ make -s >/dev/null || { echo "run.sh: make failed"; exit 1; }
 AIM_CUDA_LIB=$(cd "$BUILD" && pwd)/libaim-cuda.so
 export AIM_CUDA_LIB
 CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -fopenmp $(make -s --no-print-directory includes) $(pkg-config --cflags libzstd openblas)"
-LIBS="$BUILD/libaim.a $(pkg-config --libs libzstd libpng libjpeg jansson libarchive libzip openblas) -lm -ldl -lpthread"
+LIBS="$BUILD/libaim.a $(make -s --no-print-directory ldlibs)"
 for t in test_backend_ops test_train_gpu bench_ops; do
 	cc $CFLAGS -o "$out/$t" "tests/gpu/$t.c" $LIBS || { echo "run.sh: $t does not compile"; exit 1; }
 done

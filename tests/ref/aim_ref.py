@@ -17,6 +17,7 @@ Sub-commands (see --help of each):
   gen DIR ...       random model in every file form + a patches stream + the
                     reference outputs (ref.safetensors)
   compare A B ...   features stream vs reference tensor, error relative to scale
+                    (or, with --cosine, the least per-token cosine similarity)
   same A B          two features streams must be byte-identical in features
   train-fixture OUT a model + expected masked outputs and gradients (C unit test)
 """
@@ -351,6 +352,12 @@ def cmd_compare(a):
     scale = float(np.abs(want).max())
     err = float(np.abs(got - want).max()) / scale
     print("%s: max error %.3g of scale %.3g" % (a.features, err, scale))
+    if a.cosine is not None:  # per token: the last axis is the feature vector
+        g, w = got.reshape(-1, got.shape[-1]).astype(np.float64), want.reshape(-1, want.shape[-1])
+        cos = (g * w).sum(1) / (np.linalg.norm(g, axis=1) * np.linalg.norm(w, axis=1))
+        print("%s: per-token cosine min %.6f mean %.6f (%d tokens)" %
+              (a.features, cos.min(), cos.mean(), len(cos)))
+        return 0 if cos.min() >= a.cosine else 1
     if a.meta:
         for kv in a.meta:
             k, v = kv.split("=", 1)
@@ -439,6 +446,7 @@ def main():
     c.add_argument("--avg", action="store_true")
     c.add_argument("--pool-mean", action="store_true")
     c.add_argument("--tol", type=float, default=1e-4)
+    c.add_argument("--cosine", type=float, help="instead of --tol: least per-token cosine")
     c.add_argument("--meta", action="append")
     k = sub.add_parser("check-dir")
     k.add_argument("dir")

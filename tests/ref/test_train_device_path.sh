@@ -12,6 +12,5 @@ CC=${CC:-cc}
 [ "${SAN:-0}" = 1 ] && CC="$CC -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 $CC -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fopenmp $(make -s --no-print-directory includes) \
 	$(pkg-config --cflags libzstd openblas) -o "$BUILD/gpu/test_train_gpu" tests/gpu/test_train_gpu.c \
-	"$BUILD/libaim.a" $(pkg-config --libs libzstd libpng libjpeg jansson libarchive libzip openblas) \
-	-lm -ldl -lpthread
+	"$BUILD/libaim.a" $(make -s --no-print-directory ldlibs)
 OMP_NUM_THREADS=2 "$BUILD/gpu/test_train_gpu" --self

@@ -391,8 +391,17 @@ def check_step(a):
         if e > tol or a.verbose:
             print("%-60s rel err %.3g (tol %g) %s" % (what, e, tol, flag))
 
-    report("loss %s vs %.8g" % (row["loss"], float(loss)), abs(float(row["loss"]) - float(loss)) / float(loss), 1e-4)
-    report("grad_norm %s vs %.8g" % (row["grad_norm"], gnorm), abs(float(row["grad_norm"]) - gnorm) / gnorm, 1e-4)
+    # fp32 against fp32: 1e-4. A bf16 run (products of bf16 operands,
+    # fp32 accumulation) against this fp32 reference: the loss to 2e-3,
+    # gradients to 2e-2 of their norm (the second moments, squares of
+    # them, to 4e-2). Its updated weights are checked against AdamW's first
+    # step from its own moments (to 1e-5): against torch's they differ by
+    # lr wherever a near-zero gradient changed sign, which says nothing
+    # about the update.
+    T = {"fp32": dict(loss=1e-4, grad=1e-4, v=2e-4, w=1e-5),
+         "bf16": dict(loss=2e-3, grad=2e-2, v=4e-2, w=1e-5)}[a.precision]
+    report("loss %s vs %.8g" % (row["loss"], float(loss)), abs(float(row["loss"]) - float(loss)) / float(loss), T["loss"])
+    report("grad_norm %s vs %.8g" % (row["grad_norm"], gnorm), abs(float(row["grad_norm"]) - gnorm) / gnorm, T["grad"])
     report("lr %s vs %.8g" % (row["lr"], lr), abs(float(row["lr"]) - lr) / lr, 1e-6)
     worst = 0.0
     for k in names:
@@ -401,9 +410,15 @@ def check_step(a):
         v_c = after["optim.v." + k]
         # gradients (after clipping) through m = (1 - β1) g
         e = rel(m_c, st["exp_avg"].numpy())
-        report("grad " + k, e, 1e-4)
-        report("v " + k, rel(v_c, st["exp_avg_sq"].numpy()), 2e-4)
-        report("weight " + k, rel(after[k], P[k].detach().numpy()), 1e-5)
+        report("grad " + k, e, T["grad"])
+        report("v " + k, rel(v_c, st["exp_avg_sq"].numpy()), T["v"])
+        if a.precision == "fp32":
+            want = P[k].detach().numpy()
+        else:  # step 1: m̂ = m/(1-β1) = g, v̂ = v/(1-β2) = g²
+            wd = a.wd if any(P[k] is d for d in decay) else 0.0
+            m_hat, v_hat = m_c.astype(np.float64) / 0.1, v_c.astype(np.float64) / 0.05
+            want = before[k] * (1 - lr * wd) - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        report("weight " + k, rel(after[k], want), T["w"])
         worst = max(worst, e)
     if int(ameta.get("aim.train.step", "-1")) != 1:
         print("after checkpoint is not at step 1")
@@ -572,6 +587,8 @@ def main():
     c.add_argument("--objective", default="autoregressive", choices=["autoregressive", "masked"])
     c.add_argument("--mask-ratio", type=float, default=0.75)
     c.add_argument("--head", default="mlp", choices=["mlp", "none", "transformer"])
+    c.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="the C run's matrix-product precision (sets the tolerances)")
     c.add_argument("-v", "--verbose", action="store_true")
     o = sub.add_parser("order")
     o.add_argument("name")
