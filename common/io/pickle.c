@@ -889,7 +889,8 @@ static const char *shown_name(flattener *f)
 {
 	static _Thread_local char buf[200];
 	size_t n = f->len < sizeof buf - 4 ? f->len : sizeof buf - 4;
-	memcpy(buf, f->name, n);
+	if (n) /* f->name is NULL until the first key is appended */
+		memcpy(buf, f->name, n);
 	strcpy(buf + n, n < f->len ? "..." : "");
 	return buf;
 }
