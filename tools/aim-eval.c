@@ -33,6 +33,7 @@
 #include "train_data.h"
 #include "train_step.h"
 #include "trunk_features.h"
+#include "tune_io.h"
 
 static const char usage[] =
 	"Usage: aim-eval [options] --head HEAD [FEATURES...]\n"
@@ -49,6 +50,8 @@ static const char usage[] =
 	"  -m, --model MODEL    run the frozen trunk on a patches stream (.safetensors,\n"
 	"                       Hugging Face directory or .pth backbone); the head comes\n"
 	"                       from --head or from the model file itself\n"
+	"  --adapter DIR        -m: adapt the trunk (aim-adapter(5)): LoRA merged into the\n"
+	"                       weights at load; bottleneck adapters and prompts applied\n"
 	"  --arch NAME          -m: architecture when the model file carries none\n"
 	"                       (aim-600M, aim-1B, aim-3B, aim-7B, aimv2-large-patch14-224 ...)\n"
 	"  --device DEV         -m: the trunk on cpu (default), cuda, cuda:N (GPU N) or\n"
@@ -82,10 +85,11 @@ static const char usage[] =
 
 enum { OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_HEADS, OPT_JSON, OPT_CONFUSION, OPT_LOGITS_OUT,
        OPT_PAIRS, OPT_ARCH, OPT_LAYERS, OPT_BATCH, OPT_PIXEL_LOSS, OPT_CHUNKS, OPT_DEVICE,
-       OPT_PRECISION, OPT_MASK };
+       OPT_PRECISION, OPT_MASK, OPT_ADAPTER };
 
 typedef struct {
 	const char *head_path, *confusion, *logits_out, *model, *arch, *layers, *device, *precision;
+	const char *adapter;
 	int heads, json, pairs, batch, pixel_loss, causal, chunks;
 	char **inputs;
 	int ninputs;
@@ -110,6 +114,7 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"pixel-loss", no_argument, 0, OPT_PIXEL_LOSS},
 		{"chunks", required_argument, 0, OPT_CHUNKS},
+		{"adapter", required_argument, 0, OPT_ADAPTER},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -136,15 +141,18 @@ static void parse_options(eval_opts *o, int argc, char **argv)
 		case OPT_BATCH: o->batch = (int)aim_opt_int("--batch", optarg, 1, 1 << 20); break;
 		case OPT_PIXEL_LOSS: o->pixel_loss = 1; break;
 		case OPT_CHUNKS: o->chunks = (int)aim_opt_int("--chunks", optarg, 1, 4096); break;
+		case OPT_ADAPTER: o->adapter = optarg; break;
 		default: aim_common_option(c, optarg);
 		}
 	}
-	if (!o->model &&
-	    (o->arch || o->layers || o->pixel_loss || o->device || o->precision || o->causal))
-		aim_usage_error("--arch, --layers, --mask, --pixel-loss, --device and --precision "
-				"need -m MODEL");
+	if (!o->model && (o->arch || o->layers || o->pixel_loss || o->device || o->precision ||
+			  o->causal || o->adapter))
+		aim_usage_error("--arch, --layers, --mask, --pixel-loss, --device, --precision and "
+				"--adapter need -m MODEL");
 	if (o->chunks && !o->pixel_loss)
 		aim_usage_error("--chunks needs --pixel-loss");
+	if (o->pixel_loss && o->adapter)
+		aim_usage_error("--pixel-loss takes no --adapter");
 	if (o->pixel_loss &&
 	    (o->head_path || o->layers || o->confusion || o->logits_out || o->causal))
 		aim_usage_error("--pixel-loss takes no --head, --layers, --mask, --confusion or "
@@ -564,6 +572,13 @@ int main(int argc, char **argv)
 			aim_die("--precision %s: %s", o.precision, aim_errmsg());
 		if (aim_self.verbose)
 			aim_info("backend: %s", aim_backend_line(s.model->be));
+		if (o.adapter) {
+			char warn[1024];
+			if (aim_tune_apply(s.model, o.adapter, NULL, warn, sizeof warn) < 0)
+				aim_die_status(AIM_ERR);
+			if (warn[0])
+				aim_warn("%s", warn);
+		}
 		if (aim_trunk_features_init(&s.tf, s.model, o.layers))
 			aim_die("--layers: %s", aim_errmsg());
 		if (o.causal && aim_trunk_features_causal(&s.tf, o.model))

@@ -16,6 +16,7 @@
 #include "probe_head.h"
 #include "stream.h"
 #include "train_ckpt.h"
+#include "tune_io.h"
 
 static const char usage[] =
 	"Usage: aim-extract -m MODEL [options] [IN...]\n"
@@ -29,6 +30,8 @@ static const char usage[] =
 	"                       backbone checkpoint (.pth)\n"
 	"  --head FILE          probe head (.pth or .safetensors), e.g. the released\n"
 	"                       *_head_best_layers.pth; needed by --pool attn\n"
+	"  --adapter DIR        adapt the trunk (aim-adapter(5)): LoRA merged into the\n"
+	"                       weights at load; bottleneck adapters and prompts applied\n"
 	"  --arch NAME          architecture when the file carries none: aim-600M,\n"
 	"                       aim-1B, aim-3B, aim-7B, aimv2-{large,huge,1B,3B}-patch14-\n"
 	"                       {224,336,448}, aimv2-large-patch14-native\n"
@@ -60,14 +63,14 @@ static const char usage[] =
 
 enum {
 	OPT_HEAD = AIM_OPT_FIRST_TOOL, OPT_ARCH, OPT_DEVICE, OPT_PRECISION, OPT_LAYERS, OPT_STACK, OPT_NORM,
-	OPT_POOL, OPT_DTYPE, OPT_BATCH, OPT_SHARD, OPT_MASK,
+	OPT_POOL, OPT_DTYPE, OPT_BATCH, OPT_SHARD, OPT_MASK, OPT_ADAPTER,
 };
 
 enum { POOL_NONE, POOL_MEAN, POOL_ATTN };
 static const char *pool_names[] = {"none", "mean", "attn"};
 
 typedef struct {
-	const char *model, *head, *arch, *device, *precision, *layers, *output;
+	const char *model, *head, *arch, *device, *precision, *layers, *output, *adapter;
 	int stack, norm, pool, batch, shard_i, shard_n, causal;
 	aim_dtype dtype;
 	char **inputs;
@@ -91,6 +94,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{"batch", required_argument, 0, OPT_BATCH},
 		{"shard", required_argument, 0, OPT_SHARD},
 		{"mask", required_argument, 0, OPT_MASK},
+		{"adapter", required_argument, 0, OPT_ADAPTER},
 		{"output", required_argument, 0, 'o'},
 		{0, 0, 0, 0},
 	};
@@ -104,6 +108,7 @@ static void parse_options(options *o, int argc, char **argv)
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case OPT_HEAD: o->head = optarg; break;
+		case OPT_ADAPTER: o->adapter = optarg; break;
 		case OPT_ARCH: o->arch = optarg; break;
 		case OPT_DEVICE: o->device = aim_opt_device(optarg); break;
 		case OPT_PRECISION: o->precision = aim_opt_precision(optarg); break;
@@ -219,6 +224,13 @@ int main(int argc, char **argv)
 	aim_model *m;
 	if (aim_model_load(&m, o.model, &lo) < 0)
 		aim_die_status(AIM_ERR);
+	if (o.adapter) {
+		char warn[1024];
+		if (aim_tune_apply(m, o.adapter, NULL, warn, sizeof warn) < 0)
+			aim_die_status(AIM_ERR);
+		if (warn[0])
+			aim_warn("%s", warn);
+	}
 	const aim_config *c = &m->cfg;
 	char *config_json = aim_config_to_json(c);
 	if (aim_backend_set_precision(m->be, o.precision))
@@ -264,8 +276,8 @@ int main(int argc, char **argv)
 	aim_record in, out;
 	aim_record_init(&in);
 	aim_record_init(&out);
-	float *x = NULL, *feat = NULL, *tmp = NULL, *dx = NULL, *dtmp = NULL;
-	size_t xcap = 0, fcap = 0, tcap = 0, dxcap = 0, dtcap = 0;
+	float *x = NULL, *feat = NULL, *tmp = NULL, *dx = NULL, *dtmp = NULL, *ptok = NULL;
+	size_t xcap = 0, fcap = 0, tcap = 0, dxcap = 0, dtcap = 0, pcap = 0;
 	const aim_backend *be = m->be;
 	int *rowsel = NULL;
 	int64_t position = 0, done = 0;
@@ -339,6 +351,16 @@ int main(int argc, char **argv)
 			memset(feat, 0, per_layer * sizeof(float));
 		for (int li = 0; li < nl; li++) {
 			const float *y = aim_model_block_output(m, layers[li]);
+			if (aim_model_prompt_tokens(m)) { /* the patch tokens only */
+				if (per_layer > pcap) {
+					be->free(ptok);
+					if (!(ptok = be->alloc((pcap = per_layer) * sizeof(float))))
+						aim_die("out of memory");
+				}
+				be->zero(ptok, per_layer * sizeof(float));
+				aim_model_patch_tokens_add(m, layers[li], 1.0f, ptok);
+				y = ptok;
+			}
 			if (o.norm) { /* in the backend's memory, then here */
 				float *dst = be->host_memory ? tmp : dtmp;
 				aim_model_post_norm(m, dst, y, (int64_t)tok);
@@ -445,6 +467,8 @@ int main(int argc, char **argv)
 		be->free(dx);
 	if (dtmp)
 		be->free(dtmp);
+	if (ptok)
+		be->free(ptok);
 	aim_model_free(m);
 	free(config_json);
 	return AIM_EXIT_OK;

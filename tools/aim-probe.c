@@ -1,8 +1,9 @@
 /* aim-probe: train a classifier (attentive or linear probe) on frozen
- * features with labels.
+ * features with labels, or jointly with an adaptation of the trunk.
  *
  *   aim-probe [options] -o HEAD.safetensors [FEATURES...]
  *   aim-probe [options] -m MODEL -o HEAD.safetensors [PATCHES...]
+ *   aim-probe [options] -m MODEL --tune lora|full|adapter|prompt -o HEAD [PATCHES...]
  *
  * Several learning rates train side by side in one pass over the data,
  * each its own head; the best on --val is kept. Epochs re-read the
@@ -20,16 +21,20 @@
 #include "probe_head.h"
 #include "probe_samples.h"
 #include "probe_trainer.h"
+#include "probe_tune.h"
 #include "safetensors.h"
 #include "stream.h"
 #include "train_ckpt.h"
 #include "trunk_features.h"
+#include "tune_io.h"
 
 static const char usage[] =
 	"Usage: aim-probe [options] -o HEAD.safetensors [FEATURES...]\n"
 	"       aim-probe [options] -m MODEL -o HEAD.safetensors [PATCHES...]\n"
+	"       aim-probe [options] -m MODEL --tune KIND -o HEAD.safetensors [PATCHES...]\n"
 	"Train a probe head on a labelled features stream (files or stdin), or on\n"
-	"a patches stream through a frozen trunk run on the fly (-m).\n"
+	"a patches stream through a frozen trunk run on the fly (-m), or jointly\n"
+	"with an adaptation of the trunk (--tune).\n"
 	"\n"
 	"Model (-m):\n"
 	"  -m, --model MODEL    frozen trunk (.safetensors, Hugging Face directory, .pth\n"
@@ -44,6 +49,23 @@ static const char usage[] =
 	"                       probe layers; also last, best, all, 12-17, 3,5)\n"
 	"  --mask none|causal   -m: the trunk's attention: bidirectional (default), or\n"
 	"                       causal in the order the model was pretrained in\n"
+	"  --adapter DIR        apply an adapter to the trunk first (LoRA merged into the\n"
+	"                       weights; see aim-adapter(5)); not with --tune\n"
+	"Adapting the trunk (-m, trained jointly with the head):\n"
+	"  --tune KIND          lora: low-rank updates of the blocks' linear layers;\n"
+	"                       full: every trunk weight; adapter: a bottleneck after each\n"
+	"                       block's MLP; prompt: learned tokens (trunk frozen but full)\n"
+	"  --lora-rank R        LoRA rank (default 8)\n"
+	"  --lora-alpha A       LoRA alpha, scaling alpha/R (default: R)\n"
+	"  --lora-targets LIST  of qkv,proj,fc1,fc2 (default qkv,proj)\n"
+	"  --adapter-dim N      bottleneck width of the adapters (default 64)\n"
+	"  --prompts N          prompt tokens (default 8)\n"
+	"  --deep               prompt tokens of their own before every block\n"
+	"  --layer-decay F      full: block i learns at lr*F^(depth-i) (default 0.75)\n"
+	"  --accum N            split each batch into N micro-batches through the trunk\n"
+	"                       (memory; default 1)\n"
+	"  --adapter-out DIR    write the trained adapter (lora, adapter, prompt)\n"
+	"  --model-out FILE     full: write the fine-tuned model (trunk and head)\n"
 	"Head:\n"
 	"  --probe attentive|linear  attentive (default): the AIM attention-pooling head;\n"
 	"                       linear: mean over patches, BatchNorm, linear\n"
@@ -81,7 +103,9 @@ static const char usage[] =
 enum {
 	OPT_PROBE = AIM_OPT_FIRST_TOOL, OPT_QUERIES, OPT_HEADS, OPT_LINEAR_BIAS, OPT_CLASSES,
 	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_SMOOTH, OPT_WARMUP, OPT_VAL, OPT_SHUFFLE,
-	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT, OPT_DEVICE, OPT_PRECISION, OPT_MASK,
+	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT, OPT_DEVICE, OPT_PRECISION, OPT_MASK, OPT_TUNE,
+	OPT_LORA_RANK, OPT_LORA_ALPHA, OPT_LORA_TARGETS, OPT_ADAPTER_DIM, OPT_PROMPTS, OPT_DEEP,
+	OPT_LAYER_DECAY, OPT_ACCUM, OPT_ADAPTER_OUT, OPT_MODEL_OUT, OPT_ADAPTER,
 };
 
 typedef struct {
@@ -90,6 +114,10 @@ typedef struct {
 	const char *val, *output, *model, *arch, *layers, *device, *precision;
 	int causal;
 	double shuffle_mb;
+	aim_tune_config tune;      /* kind AIM_TUNE_NONE: a frozen trunk */
+	double layer_decay;
+	int accum;
+	const char *adapter_out, *model_out, *adapter;
 	char **inputs;
 	int ninputs;
 } probe_opts;
@@ -120,6 +148,18 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 		{"layers", required_argument, 0, OPT_LAYERS},
 		{"mask", required_argument, 0, OPT_MASK},
 		{"init", required_argument, 0, OPT_INIT},
+		{"tune", required_argument, 0, OPT_TUNE},
+		{"lora-rank", required_argument, 0, OPT_LORA_RANK},
+		{"lora-alpha", required_argument, 0, OPT_LORA_ALPHA},
+		{"lora-targets", required_argument, 0, OPT_LORA_TARGETS},
+		{"adapter-dim", required_argument, 0, OPT_ADAPTER_DIM},
+		{"prompts", required_argument, 0, OPT_PROMPTS},
+		{"deep", no_argument, 0, OPT_DEEP},
+		{"layer-decay", required_argument, 0, OPT_LAYER_DECAY},
+		{"accum", required_argument, 0, OPT_ACCUM},
+		{"adapter-out", required_argument, 0, OPT_ADAPTER_OUT},
+		{"model-out", required_argument, 0, OPT_MODEL_OUT},
+		{"adapter", required_argument, 0, OPT_ADAPTER},
 		{0, 0, 0, 0},
 	};
 	memset(o, 0, sizeof *o);
@@ -133,7 +173,14 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 	o->hp.smoothing = 0.1;
 	o->hp.warmup = -1;
 	o->shuffle_mb = 512;
-	int c;
+	o->tune.rank = 8;
+	o->tune.alpha = -1;
+	o->tune.targets = 3; /* qkv, proj */
+	o->tune.adapter_dim = 64;
+	o->tune.prompts = 8;
+	o->layer_decay = 0.75;
+	o->accum = 1;
+	int c, tune_opts = 0;
 	while ((c = getopt_long(argc, argv, "o:m:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PROBE:
@@ -173,13 +220,77 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 				aim_usage_error("unknown --mask '%s' (none, causal)", optarg);
 			break;
 		case OPT_INIT: o->hp.init = optarg; break;
+		case OPT_TUNE:
+			if (!strcmp(optarg, "lora")) o->tune.kind = AIM_TUNE_LORA;
+			else if (!strcmp(optarg, "full")) o->tune.kind = AIM_TUNE_FULL;
+			else if (!strcmp(optarg, "adapter")) o->tune.kind = AIM_TUNE_ADAPTER;
+			else if (!strcmp(optarg, "prompt")) o->tune.kind = AIM_TUNE_PROMPT;
+			else aim_usage_error("--tune: '%s' is not lora, full, adapter or prompt", optarg);
+			break;
+		case OPT_LORA_RANK:
+			o->tune.rank = (int)aim_opt_int("--lora-rank", optarg, 1, 65536);
+			tune_opts |= 1 << AIM_TUNE_LORA;
+			break;
+		case OPT_LORA_ALPHA:
+			o->tune.alpha = aim_opt_float("--lora-alpha", optarg, 1e-9, 1e9);
+			tune_opts |= 1 << AIM_TUNE_LORA;
+			break;
+		case OPT_LORA_TARGETS:
+			if (aim_lora_parse_targets(optarg, &o->tune.targets))
+				aim_usage_error("--lora-targets: %s", aim_errmsg());
+			tune_opts |= 1 << AIM_TUNE_LORA;
+			break;
+		case OPT_ADAPTER_DIM:
+			o->tune.adapter_dim = (int)aim_opt_int("--adapter-dim", optarg, 1, 65536);
+			tune_opts |= 1 << AIM_TUNE_ADAPTER;
+			break;
+		case OPT_PROMPTS:
+			o->tune.prompts = (int)aim_opt_int("--prompts", optarg, 1, 65536);
+			tune_opts |= 1 << AIM_TUNE_PROMPT;
+			break;
+		case OPT_DEEP: o->tune.deep = 1; tune_opts |= 1 << AIM_TUNE_PROMPT; break;
+		case OPT_LAYER_DECAY:
+			o->layer_decay = aim_opt_float("--layer-decay", optarg, 1e-6, 1);
+			tune_opts |= 1 << AIM_TUNE_FULL;
+			break;
+		case OPT_ACCUM: o->accum = (int)aim_opt_int("--accum", optarg, 1, 1 << 20); break;
+		case OPT_ADAPTER_OUT: o->adapter_out = optarg; break;
+		case OPT_MODEL_OUT: o->model_out = optarg; break;
+		case OPT_ADAPTER: o->adapter = optarg; break;
 		default: aim_common_option(c, optarg);
 		}
 	}
 	if (!o->output)
 		aim_usage_error("an output file is required (-o HEAD.safetensors)");
-	if (!o->model && (o->arch || o->layers || o->device || o->precision || o->causal))
-		aim_usage_error("--arch, --layers, --mask, --device and --precision need -m MODEL");
+	if (!o->model && (o->arch || o->layers || o->device || o->precision || o->causal ||
+			  o->adapter || o->tune.kind))
+		aim_usage_error("--arch, --layers, --mask, --device, --precision, --adapter and --tune "
+				"need -m MODEL");
+	if (o->tune.kind && o->causal)
+		aim_usage_error("--tune trains the trunk with bidirectional attention: not with "
+				"--mask causal");
+	aim_tune_kind k = o->tune.kind;
+	static const char *const opt_of[] = {"", "--lora-*", "--layer-decay", "--adapter-dim",
+					     "--prompts/--deep"};
+	for (int i = AIM_TUNE_LORA; i <= AIM_TUNE_PROMPT; i++)
+		if ((tune_opts & (1 << i)) && (int)k != i)
+			aim_usage_error("%s: needs --tune %s", opt_of[i], aim_tune_kind_name(i));
+	if (!k && (o->adapter_out || o->model_out || o->accum != 1))
+		aim_usage_error("--adapter-out, --model-out and --accum need --tune");
+	if (k == AIM_TUNE_FULL && o->adapter_out)
+		aim_usage_error("--adapter-out: full fine-tuning has no adapter; use --model-out FILE");
+	if (k && k != AIM_TUNE_FULL && o->model_out)
+		aim_usage_error("--model-out: only --tune full changes the trunk; use --adapter-out DIR");
+	if (k && o->adapter)
+		aim_usage_error("--adapter and --tune together: apply the adapter with aim-tensor "
+				"merge first, or tune from the plain model");
+	if (k && o->hp.nlr != 1)
+		aim_usage_error("--tune trains one trunk: give one --lr");
+	if (o->accum > o->hp.batch)
+		aim_usage_error("--accum %d: more micro-batches than the %d images of a batch",
+				o->accum, o->hp.batch);
+	if (o->tune.alpha < 0)
+		o->tune.alpha = o->tune.rank;
 	if (o->hp.warmup < 0)
 		o->hp.warmup = o->hp.epochs / 10.0;
 	if (o->hp.warmup > o->hp.epochs)
@@ -325,10 +436,77 @@ static int64_t count_labelled(aim_reader *rd)
 	return n;
 }
 
-/* Patches through the frozen trunk. Epochs: the aim.epoch of a looping
- * producer's records, else one pass per re-read of the files. */
+/* --tune: the trunk side trained with the head (NULL tt: a frozen trunk). */
+typedef struct {
+	aim_tune_trainer tt;
+	int on, started;
+	double t0;
+	int64_t images;      /* trained so far, every epoch */
+	float *x;            /* labelled patches of one batch */
+	int64_t *y;
+	size_t xcap;
+} tuning;
+
+/* The end of an epoch: its line, and with --tune the --val accuracy now. */
+static void epoch_done(aim_probe_trainer *tr, const probe_opts *o, aim_trunk_features *tf,
+		       const aim_record *meta, tuning *tu, int epoch)
+{
+	say_epoch(tr, epoch);
+	if (!tu->on || !o->val)
+		return;
+	if (aim_probe_trainer_validate(tr, o->val, tf, meta))
+		aim_die_status(AIM_ERR);
+	aim_info("epoch %d/%d: val top-1 %.2f  top-5 %.2f  loss %.4f (n %lld)", epoch + 1,
+		 o->hp.epochs, tr->t[0].val_top1, tr->t[0].val_top5, tr->t[0].val_loss,
+		 (long long)tr->t[0].val_n);
+}
+
+/* One batch of --tune: the labelled images' patches through the trunk and
+ * head, one update of both. */
+static void tune_batch(aim_probe_trainer *tr, const probe_opts *o, aim_trunk_features *tf,
+		       tuning *tu, const aim_record *r, const char *what, const int64_t *labels,
+		       double progress)
+{
+	const float *px;
+	int64_t B;
+	aim_geometry g;
+	if (aim_trunk_patches(tf, r, what, &px, &B, &g))
+		aim_die_status(AIM_ERR);
+	size_t per = (size_t)(g.K * g.P);
+	if ((size_t)B * per > tu->xcap) {
+		tu->xcap = (size_t)B * per;
+		tu->x = realloc(tu->x, tu->xcap * sizeof(float));
+		tu->y = realloc(tu->y, (size_t)B * sizeof(int64_t));
+		if (!tu->x || !tu->y)
+			aim_die("out of memory");
+	}
+	int64_t n = 0;
+	for (int64_t b = 0; b < B; b++)
+		if (labels[b] >= 0) {
+			memcpy(tu->x + (size_t)n * per, px + (size_t)b * per, per * sizeof(float));
+			tu->y[n++] = labels[b];
+		}
+	if (!n)
+		return;
+	double loss;
+	int64_t correct;
+	if (aim_tune_trainer_gradients(&tu->tt, tu->x, tu->y, (int)n, g.rows, g.cols, &loss,
+				       &correct, NULL))
+		aim_die("%s: %s", what, aim_errmsg());
+	double f = aim_head_lr_schedule(1.0, progress, o->hp.warmup, o->hp.epochs);
+	aim_tune_trainer_update(&tu->tt, o->hp.lr[0] * f, o->hp.weight_decay);
+	aim_probe_trainee *t = &tr->t[0];
+	t->loss_sum += loss * (double)n;
+	t->seen += n;
+	t->correct += correct;
+	tu->images += n;
+}
+
+/* Patches through the trunk (frozen, or trained with the head under
+ * --tune). Epochs: the aim.epoch of a looping producer's records, else one
+ * pass per re-read of the files. */
 static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_trunk_features *tf,
-			     aim_record *meta, int *trained)
+			     aim_record *meta, int *trained, tuning *tu)
 {
 	aim_reader *rd = aim_reader_open((const char *const *)o->inputs, o->ninputs);
 	if (!rd)
@@ -358,7 +536,7 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 			if (!started)
 				break;
 			aim_progress_end(&prog);
-			say_epoch(tr, epoch);
+			epoch_done(tr, o, tf, meta, tu, epoch);
 			if (by_meta == 1) {
 				epoch++;
 				break;
@@ -389,7 +567,7 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 				aim_die("%s: aim.epoch went back from %d to %d", what, epoch, e);
 			if (started) {
 				aim_progress_end(&prog);
-				say_epoch(tr, epoch);
+				epoch_done(tr, o, tf, meta, tu, epoch);
 			}
 			if (!per_epoch)
 				per_epoch = done;
@@ -399,10 +577,17 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 			aim_probe_trainer_start_epoch(tr);
 			done = 0;
 		}
-		const float *feat;
+		const float *feat = NULL;
 		int64_t B, K;
-		if (aim_trunk_features_run(tf, &r, what, &feat, &B, &K))
+		if (tu->on) { /* the features change with the trunk: only the geometry now */
+			aim_geometry g;
+			if (aim_patches_geometry(&g, &r, &tf->m->cfg, what))
+				aim_die_status(AIM_ERR);
+			B = aim_record_find(&r, "patches")->shape[0];
+			K = g.K;
+		} else if (aim_trunk_features_run(tf, &r, what, &feat, &B, &K)) {
 			aim_die_status(AIM_ERR);
+		}
 		if (!started) {
 			int C = aim_probe_class_count(o->classes, &r, -1, what);
 			if (C < 0)
@@ -413,6 +598,20 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 				aim_record_remove(meta, meta->t[i].name);
 			aim_probe_trainer_start_epoch(tr);
 			started = 1;
+			if (tu->on) {
+				int micro = (o->hp.batch + o->accum - 1) / o->accum;
+				if (aim_tune_trainer_init(&tu->tt, tf->m, &tr->t[0].head, tf->layers, tf->nl,
+							  micro, o->hp.smoothing, o->layer_decay))
+					aim_die_status(AIM_ERR);
+				size_t trunk = 0;
+				for (int i = 0; i < tf->m->nparams; i++)
+					trunk += tf->m->info[i].numel;
+				aim_info("--tune %s: %zu trainable trunk-side values (%.3f%% of the trunk's "
+					 "%zu), micro-batches of %d", aim_tune_kind_name(o->tune.kind),
+					 tu->tt.trainable, 100.0 * (double)tu->tt.trainable / (double)trunk,
+					 trunk, micro);
+				tu->t0 = aim_now();
+			}
 		}
 		if (K != tr->K)
 			aim_die("%s: %lld patches per image after %lld", what, (long long)K,
@@ -422,6 +621,22 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 			aim_die_status(AIM_ERR);
 		if (!labels)
 			aim_die("%s: no 'label' tensor: aim-probe needs labelled images", what);
+		if (tu->on) {
+			int64_t before = tu->images;
+			double frac = per_epoch ? ((double)done + 0.5 * (double)B) / (double)per_epoch : 0.5;
+			tune_batch(tr, o, tf, tu, &r, what, labels, epoch + (frac > 1 ? 1 : frac));
+			done += tu->images - before;
+			double el = aim_now() - tu->t0, rate = (double)tu->images / (el > 0 ? el : 1);
+			int64_t total = per_epoch * o->hp.epochs;
+			double eta = total && rate > 0 ? (double)(total - tu->images) / rate : -1;
+			char etas[32] = "?";
+			if (eta >= 0)
+				snprintf(etas, sizeof etas, "%.0f s", eta);
+			aim_progress_update(&prog, "epoch %d/%d, %lld images, loss %.4f, %.1f images/s, "
+					    "ETA %s", epoch + 1, o->hp.epochs, (long long)done,
+					    running_loss(tr), rate, etas);
+			continue;
+		}
 		/* keep the labelled images only */
 		size_t per = (size_t)(K * tr->D);
 		if ((size_t)B * per > xcap) {
@@ -479,6 +694,9 @@ int main(int argc, char **argv)
 	aim_model *model = NULL;
 	aim_trunk_features tf;
 	memset(&tf, 0, sizeof tf);
+	tuning tu;
+	memset(&tu, 0, sizeof tu);
+	uint64_t base_hash = 0;
 	if (o.model) {
 		aim_load_opts lo = {.arch = o.arch, .device = o.device};
 		if (aim_model_load(&model, o.model, &lo) < 0)
@@ -491,8 +709,27 @@ int main(int argc, char **argv)
 			aim_die("--layers: %s", aim_errmsg());
 		if (o.causal && aim_trunk_features_causal(&tf, o.model))
 			aim_die_status(AIM_ERR);
+		if (o.adapter) {
+			char warn[1024];
+			if (aim_tune_apply(model, o.adapter, NULL, warn, sizeof warn))
+				aim_die_status(AIM_ERR);
+			if (warn[0])
+				aim_warn("%s", warn);
+		}
+		if (o.tune.kind) {
+			base_hash = aim_trunk_hash(model);
+			tu.on = 1;
+			if (o.tune.kind != AIM_TUNE_FULL) {
+				const aim_config *c = &model->cfg;
+				aim_tune *t;
+				if (aim_tune_create(&t, &o.tune, c->depth, c->dim, c->mlp_hidden,
+						    c->channels * c->patch * c->patch, model->be, o.hp.seed) ||
+				    aim_model_set_tune(model, t, 1))
+					aim_die_status(AIM_ERR);
+			}
+		}
 		int trained = 0;
-		train_on_patches(&tr, &o, &tf, &meta, &trained);
+		train_on_patches(&tr, &o, &tf, &meta, &trained, &tu);
 		char buf[1024];
 		aim_record_set_meta(&meta, "aim.model", o.model);
 		aim_record_set_meta(&meta, "aim.layers",
@@ -506,7 +743,7 @@ int main(int argc, char **argv)
 	}
 	aim_probe_trainer_finish(&tr);
 	const aim_probe_trainee *t = tr.t;
-	if (o.val) {
+	if (o.val && !tu.on) { /* --tune validated after every epoch */
 		if (aim_probe_trainer_validate(&tr, o.val, o.model ? &tf : NULL, &meta))
 			aim_die_status(AIM_ERR);
 		for (int i = 0; i < o.hp.nlr; i++)
@@ -535,6 +772,28 @@ int main(int argc, char **argv)
 	if (aim_st_write(o.output, &out))
 		aim_die_status(AIM_ERR);
 	aim_info("wrote %s (lr %g)", o.output, t[best].lr);
+	if (o.adapter_out) {
+		if (aim_tune_save(model->tune, o.adapter_out, o.model, base_hash))
+			aim_die_status(AIM_ERR);
+		aim_info("wrote the %s adapter to %s", aim_tune_kind_name(o.tune.kind), o.adapter_out);
+	}
+	if (o.model_out) {
+		aim_record mr;
+		aim_record_init(&mr);
+		aim_record_free(&model->head); /* the head trained here replaces a loaded one */
+		aim_record_init(&model->head);
+		model->has_head = 0;
+		if (aim_model_to_record(model, &mr))
+			aim_die_status(AIM_ERR);
+		if (aim_head_to_record(&t[best].head, &mr) || aim_st_write(o.model_out, &mr))
+			aim_die_status(AIM_ERR);
+		aim_record_free(&mr);
+		aim_info("wrote the fine-tuned model to %s", o.model_out);
+	}
+	if (tu.on) {
+		aim_tune_trainer_free(&tu.tt);
+		free(tu.x), free(tu.y);
+	}
 	aim_record_free(&out);
 	aim_probe_trainer_free(&tr);
 	aim_record_free(&meta);

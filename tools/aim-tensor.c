@@ -10,6 +10,7 @@
 #include "model_load.h"
 #include "safetensors.h"
 #include "stream.h"
+#include "tune_io.h"
 
 static const char usage[] =
 	"Usage: aim-tensor COMMAND [options] [FILE...]\n"
@@ -21,6 +22,8 @@ static const char usage[] =
 	"  cat [FILE...]               concatenate streams, optionally re-batched or sliced\n"
 	"  to-npy -o DIR [FILE...]     each tensor, all records joined, as DIR/NAME.npy\n"
 	"  convert IN -o OUT           any loadable model -> safetensors with aim.config\n"
+	"  merge MODEL ADAPTER -o OUT  a LoRA adapter directory folded into the weights ->\n"
+	"                              a plain model (F32 safetensors with aim.config)\n"
 	"\n"
 	"Options:\n"
 	"  -o, --output FILE   output (stream commands: default stdout; to-npy: a directory)\n"
@@ -31,8 +34,8 @@ static const char usage[] =
 	"      --level L       zstd level of the output (0 = uncompressed, default 3)\n"
 	"  -t, --tensor NAME   to-npy: export only this tensor (repeatable)\n"
 	"      --json          info: one JSON object per record on stdout\n"
-	"      --head FILE     convert: probe-head checkpoint to include\n"
-	"      --arch NAME     convert: architecture preset for bare .pth files\n"
+	"      --head FILE     convert, merge: probe-head checkpoint to include\n"
+	"      --arch NAME     convert, merge: architecture preset for bare .pth files\n"
 	"      --dtype T       convert: f32 (default), f16 or bf16 weights\n"
 	"  -q, --quiet         no summary on stderr\n"
 	"      --threads N     worker threads\n"
@@ -51,6 +54,35 @@ static struct {
 	const char *only[64];
 	int nonly;
 } opt = {.records = 1, .count = -1, .level = 3, .dtype = AIM_F32};
+
+/* merge MODEL ADAPTER: W += (alpha/r)·B·A, written as a plain model. */
+static void merge(const char *model, const char *adapter)
+{
+	aim_load_opts lo = {.arch = opt.arch, .head = opt.head};
+	aim_model *m;
+	if (aim_model_load(&m, model, &lo) < 0)
+		aim_die_status(AIM_ERR);
+	aim_tune *t;
+	char warn[1024];
+	if (aim_tune_load(&t, adapter, m, warn, sizeof warn) < 0)
+		aim_die_status(AIM_ERR);
+	if (warn[0])
+		aim_warn("%s", warn);
+	if (t->cfg.kind != AIM_TUNE_LORA)
+		aim_die("%s: a %s adapter cannot be merged into the weights (apply it with --adapter)",
+			adapter, aim_tune_kind_name(t->cfg.kind));
+	if (aim_lora_merge(m, t) < 0)
+		aim_die_status(AIM_ERR);
+	aim_record r;
+	aim_record_init(&r);
+	if (aim_model_to_record(m, &r) < 0 || aim_record_set_meta(&r, "aim.merged_adapter", adapter) ||
+	    aim_st_write(opt.output, &r) < 0)
+		aim_die_status(AIM_ERR);
+	aim_info("wrote %s (%s merged, %zu LoRA values)", opt.output, adapter, aim_tune_count(t));
+	aim_record_free(&r);
+	aim_tune_free(t);
+	aim_model_free(m);
+}
 
 static void print_info(aim_reader *rd)
 {
@@ -349,7 +381,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		aim_usage_error("missing COMMAND (info, head, cat, to-npy, convert)");
+		aim_usage_error("missing COMMAND (info, head, cat, to-npy, convert, merge)");
 	const char *cmd = argv[optind++];
 	aim_apply_threads();
 	if (!strcmp(cmd, "convert")) {
@@ -361,6 +393,16 @@ int main(int argc, char **argv)
 		if (rc)
 			aim_die_status(rc);
 		aim_info("wrote %s", opt.output);
+		return 0;
+	}
+	if (!strcmp(cmd, "merge")) {
+		if (optind != argc - 2)
+			aim_usage_error("merge takes a model and an adapter directory");
+		if (!opt.output)
+			aim_usage_error("merge needs -o OUT.safetensors");
+		if (opt.dtype != AIM_F32)
+			aim_usage_error("merge writes F32 weights (convert the result for --dtype)");
+		merge(argv[optind], argv[optind + 1]);
 		return 0;
 	}
 	aim_reader *rd = aim_reader_open((const char *const *)argv + optind, argc - optind);

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "model.h"
+#include "model_tune.h"
 
 /* ---- parameters: a sizes table, one arena ------------------------------ */
 
@@ -212,6 +213,7 @@ int aim_model_init_params(aim_model *m, uint64_t seed)
 
 struct aim_model_state {
 	int B, rows, cols, K, train, last_run, post_norm;
+	int Kp, Np;               /* patch tokens and prompt tokens per sample (K = Kp + Np) */
 	size_t N;                 /* B·K tokens */
 	size_t cap_N;             /* tokens the arena was sized for */
 	int cap_train;
@@ -237,7 +239,50 @@ struct aim_model_state {
 	float **mean1, **rstd1, **mean2, **rstd2;
 	float *patch_out, *pmean, *prstd, *post_mean, *post_rstd;
 	float *dres, *dmid, *dtmp, *dh1, *dh2, *dh3, *dqkv;
+	/* adaptation: LoRA's s·x·Aᵀ per (block, target) and its scratch; the
+	 * adapter's MLP output and bottleneck per block, scratch; prompts: the
+	 * patch tokens' embedding before they join the sequence, and where
+	 * each patch token goes in it (host) */
+	float **lora_xa;          /* [depth · AIM_LORA_NT] */
+	float *lt, *dlt;
+	float **mo_l, **hpre_l;
+	float *ah, *adz, *dm;
+	float *emb;
+	int *pidx;
+	size_t npidx;
 };
+
+static int tune_rank(const aim_model *m)
+{
+	return m->tune && m->tune->cfg.kind == AIM_TUNE_LORA ? m->tune->cfg.rank : 0;
+}
+
+static int tune_adapter(const aim_model *m)
+{
+	return m->tune && m->tune->cfg.kind == AIM_TUNE_ADAPTER ? m->tune->cfg.adapter_dim : 0;
+}
+
+int aim_model_prompt_tokens(const aim_model *m)
+{
+	return m->tune && m->tune->cfg.kind == AIM_TUNE_PROMPT ? m->tune->cfg.prompts : 0;
+}
+
+/* The prompt tokens of block l (NULL: block l keeps what it is given). */
+static const float *prompt_at(const aim_model *m, int l)
+{
+	const aim_tune *t = m->tune;
+	if (!aim_model_prompt_tokens(m) || (l > 0 && !t->cfg.deep))
+		return NULL;
+	return t->prompt + (size_t)(t->cfg.deep ? l : 0) * t->cfg.prompts * t->dim;
+}
+
+static float *prompt_grad_at(const aim_model *m, int l)
+{
+	const aim_tune *t = m->tune;
+	if (!prompt_at(m, l) || !t->gprompt)
+		return NULL;
+	return t->gprompt + (size_t)(t->cfg.deep ? l : 0) * t->cfg.prompts * t->dim;
+}
 
 /* Sizes table for the activation arena: each entry a pointer to fill and a
  * float count. */
@@ -253,8 +298,20 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 	const aim_config *c = &m->cfg;
 	size_t D = c->dim, Hm = c->mlp_hidden;
 	size_t Hm3 = c->mlp == AIM_MLP_SWIGLU ? Hm : 0; /* the fc3 branch */
+	size_t r = tune_rank(m), a = tune_adapter(m);
 	int n = 0;
 #define ACT(ptr, count) do { if (n < cap) { e[n].slot = &(ptr); e[n].n = (count); } n++; } while (0)
+	if (r) {
+		ACT(s->lt, N * r);
+		ACT(s->dlt, N * r);
+	}
+	if (a) {
+		ACT(s->ah, N * a);
+		ACT(s->adz, N * a);
+		ACT(s->dm, N * D);
+	}
+	if (aim_model_prompt_tokens(m))
+		ACT(s->emb, N * D);
 	ACT(s->cur, N * D);
 	ACT(s->ln, N * D);
 	ACT(s->qkv, N * 3 * D);
@@ -280,6 +337,13 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 			ACT(s->rstd1[l], N);
 			ACT(s->mean2[l], N);
 			ACT(s->rstd2[l], N);
+			for (int k = 0; k < AIM_LORA_NT; k++)
+				if (r && (aim_lora_mask(&m->tune->cfg, l) & (1u << k)))
+					ACT(s->lora_xa[l * AIM_LORA_NT + k], N * r);
+			if (a) {
+				ACT(s->mo_l[l], N * D);
+				ACT(s->hpre_l[l], N * a);
+			}
 		}
 		ACT(s->patch_out, N * D);
 		ACT(s->pmean, N);
@@ -311,8 +375,9 @@ static int ensure_state(aim_model *m)
 	s->out = calloc(depth, sizeof(float *));
 	s->res = calloc(depth + 1, sizeof(float *));
 	float ***lists[] = {&s->qkv_l, &s->att_l, &s->mid_l, &s->fc1_l, &s->fc3_l, &s->lse_l,
-			    &s->mean1, &s->rstd1, &s->mean2, &s->rstd2};
-	int ok = s->kept && s->out && s->res;
+			    &s->mean1, &s->rstd1, &s->mean2, &s->rstd2, &s->mo_l, &s->hpre_l};
+	s->lora_xa = calloc((size_t)depth * AIM_LORA_NT, sizeof(float *));
+	int ok = s->kept && s->out && s->res && s->lora_xa;
 	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 		ok = ok && (*lists[i] = calloc(depth, sizeof(float *)));
 	return ok ? AIM_OK : aim_error("out of memory");
@@ -334,7 +399,7 @@ static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const uns
 {
 	struct aim_model_state *s = m->st;
 	int depth = m->cfg.depth;
-	int cap = 18 + 11 * (depth + 1);
+	int cap = 26 + (13 + AIM_LORA_NT) * (depth + 1);
 	act_entry *e = malloc(cap * sizeof *e);
 	if (!e)
 		return aim_error("out of memory");
@@ -481,9 +546,20 @@ static void lin_params(const aim_block_params *p, block_lin which, float **w, fl
 	}
 }
 
-/* y[N, out] (=, or += when acc) x[N, in] · Wᵀ + b of block l's layer. */
+/* Block l's LoRA pair on this layer (NULL: none). The four LoRA targets
+ * are the first four roles. */
+static const aim_lora_pair *lora_at(const aim_model *m, int l, block_lin which)
+{
+	const aim_tune *t = m->tune;
+	if (!t || which > LIN_FC2 || !(aim_lora_mask(&t->cfg, l) & (1u << which)))
+		return NULL;
+	return &t->lora[l][which];
+}
+
+/* y[N, out] (=, or += when acc) x[N, in] · Wᵀ + b of block l's layer, plus
+ * its LoRA update (keeping s·x·Aᵀ in xa). */
 static void block_linear(const aim_model *m, int l, block_lin which, float *y, const float *x,
-			 int N, int in, int out, int acc)
+			 int N, int in, int out, int acc, float *xa)
 {
 	float *w, *b;
 	lin_params(&m->p.blocks[l], which, &w, &b);
@@ -491,16 +567,28 @@ static void block_linear(const aim_model *m, int l, block_lin which, float *y, c
 		m->be->linear_fwd_acc(y, x, w, b, N, in, out);
 	else
 		m->be->linear_fwd(y, x, w, b, N, in, out);
+	const aim_lora_pair *lp = lora_at(m, l, which);
+	if (lp)
+		aim_lora_fwd(m->be, lp, (float)aim_lora_scale(m->tune), y, x, xa, N, in, out,
+			     m->tune->cfg.rank);
 }
 
-/* dx += dy·W ; the layer's dW, db += ... */
+/* dx += dy·W ; the layer's dW, db += ... (not when the trunk is frozen);
+ * the LoRA pair's gradients and its share of dx. */
 static void block_linear_bwd(aim_model *m, int l, block_lin which, float *dx, const float *dy,
 			     const float *x, int N, int in, int out)
 {
 	float *w, *b, *dw, *db;
 	lin_params(&m->p.blocks[l], which, &w, &b);
 	lin_params(&m->g.blocks[l], which, &dw, &db);
+	if (m->frozen)
+		dw = db = NULL;
 	m->be->linear_bwd(dx, dw, db, dy, x, w, N, in, out);
+	const aim_lora_pair *lp = lora_at(m, l, which);
+	if (lp)
+		aim_lora_bwd(m->be, lp, &m->tune->glora[l][which], (float)aim_lora_scale(m->tune), dx,
+			     dy, x, m->st->lora_xa[l * AIM_LORA_NT + which], m->st->dlt, N, in, out,
+			     m->tune->cfg.rank);
 }
 
 /* The masked rows of a forward, kept (host) for its backward, and scratch
@@ -571,6 +659,8 @@ typedef struct {
 	float *ln, *qkv, *att, *lse;
 	float *fc1, *fc3, *h;
 	float *mean1, *rstd1, *mean2, *rstd2;
+	float *xa[AIM_LORA_NT];   /* LoRA: s·x·Aᵀ per target (kept in training) */
+	float *mo, *hpre, *az;    /* adapter: MLP output, bottleneck, scratch */
 } block_io;
 
 /*   mid  = xin + proj(attn(qkv(N₁ xin)))
@@ -583,22 +673,28 @@ static void block_fwd(const aim_model *m, int l, const block_io *io, int nb, int
 	const aim_block_params *bp = &m->p.blocks[l];
 	int N = nb * K, D = c->dim, Hm = c->mlp_hidden, H = c->heads;
 	norm_fwd(m, io->ln, io->mean1, io->rstd1, io->xin, bp->ln1_w, bp->ln1_b, N);
-	block_linear(m, l, LIN_QKV, io->qkv, io->ln, N, D, 3 * D, 0);
+	block_linear(m, l, LIN_QKV, io->qkv, io->ln, N, D, 3 * D, 0, io->xa[LIN_QKV]);
 	be->attention_fwd(io->att, io->lse, io->qkv, nb, K, H, D / H, mask, prefix);
 	if (io->mid != io->xin)
 		be->copy(io->mid, io->xin, (size_t)N * D * sizeof(float));
-	block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1);
+	block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1, io->xa[LIN_PROJ]);
 	norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
-	block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0);
+	block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0, io->xa[LIN_FC1]);
 	if (c->mlp == AIM_MLP_SWIGLU) {
-		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0);
+		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0, NULL);
 		be->swiglu_fwd(io->h, io->fc1, io->fc3, (size_t)N * Hm);
 	} else {
 		be->gelu_fwd(io->h, io->fc1, (size_t)N * Hm);
 	}
 	if (io->xout != io->mid)
 		be->copy(io->xout, io->mid, (size_t)N * D * sizeof(float));
-	block_linear(m, l, LIN_FC2, io->xout, io->h, N, Hm, D, 1);
+	int a = tune_adapter(m);
+	if (a) { /* the MLP's output through the adapter, then the residual add */
+		block_linear(m, l, LIN_FC2, io->mo, io->h, N, Hm, D, 0, NULL);
+		aim_adapter_fwd(be, &m->tune->adp[l], io->xout, io->mo, io->hpre, io->az, N, D, a);
+	} else {
+		block_linear(m, l, LIN_FC2, io->xout, io->h, N, Hm, D, 1, io->xa[LIN_FC2]);
+	}
 }
 
 /* x = N_patch(patch_embed(patches)) + pos; y is the embedding before the
@@ -613,6 +709,52 @@ static void embed_fwd(const aim_model *m, float *x, float *y, float *mean, float
 	if (m->st->nmasked) /* inference: one group holds the whole batch then */
 		put_mask_tokens(m, x);
 	m->be->add_rows(x, pos_table(m), nb, (size_t)K * c->dim);
+}
+
+/* Prompt tokens into rows [0, Np) of each of nb samples of K tokens at x. */
+static void put_prompts(const aim_backend *be, float *x, const float *prompt, int nb, int K,
+			int Np, int D)
+{
+	for (int b = 0; b < nb; b++)
+		be->copy(x + (size_t)b * K * D, prompt, (size_t)Np * D * sizeof(float));
+}
+
+/* x₀ of samples [b0, b0 + nb) into x (their rows of the sequence, K = Np +
+ * Kp tokens each): the embedding of their patches; with prompts it is
+ * made aside (emb) and its rows move behind each sample's prompt tokens.
+ * Training keeps the norm's input and statistics (pre, mean, rstd; pre is
+ * x or emb itself at inference). */
+static void embed(const aim_model *m, float *x, const float *patches, int b0, int nb,
+		  float *pre, float *mean, float *rstd)
+{
+	const struct aim_model_state *s = m->st;
+	const aim_config *c = &m->cfg;
+	int D = c->dim, P = c->channels * c->patch * c->patch, Kp = s->Kp, Np = s->Np;
+	float *e = Np ? s->emb + (size_t)b0 * Kp * D : x;
+	embed_fwd(m, e, pre ? pre : e, mean, rstd, patches + (size_t)b0 * Kp * P, nb, Kp);
+	if (Np) {
+		m->be->scatter_rows(x - (size_t)b0 * s->K * D, e, s->pidx + (size_t)b0 * Kp,
+				    (long)nb * Kp, D);
+		put_prompts(m->be, x, prompt_at(m, 0), nb, s->K, Np, D);
+	}
+}
+
+/* Where patch token k of sample b goes when prompts come first. */
+static int ensure_pidx(aim_model *m, int B, int Kp, int Np)
+{
+	struct aim_model_state *s = m->st;
+	size_t n = (size_t)B * Kp;
+	if (n > s->npidx) {
+		free(s->pidx);
+		s->npidx = 0;
+		if (!(s->pidx = malloc(n * sizeof(int))))
+			return aim_error("out of memory");
+		s->npidx = n;
+	}
+	for (int b = 0; b < B; b++)
+		for (int k = 0; k < Kp; k++)
+			s->pidx[(size_t)b * Kp + k] = b * (Kp + Np) + Np + k;
+	return AIM_OK;
 }
 
 /* One inference pass over samples [g·group, g·group + n): every buffer is
@@ -633,21 +775,25 @@ static void infer_group(void *ctx, int g)
 	struct aim_model_state *s = m->st;
 	const aim_config *c = &m->cfg;
 	int K = j->K, D = c->dim, Hm = c->mlp_hidden;
-	int P = c->channels * c->patch * c->patch;
 	int b0 = g * j->group, nb = s->B - b0 < j->group ? s->B - b0 : j->group;
-	int N = nb * K;
+	int N = nb * K, r = tune_rank(m), a = tune_adapter(m);
 	size_t r0 = (size_t)b0 * K;
-	float *x = s->cur + r0 * D;
+	float *x = s->cur + r0 * D, *lt = r ? s->lt + r0 * r : NULL, *ah = a ? s->ah + r0 * a : NULL;
 	block_io io = {
 		.xin = x, .mid = x, .xout = x,
 		.ln = s->ln + r0 * D, .qkv = s->qkv + r0 * 3 * D, .att = s->att + r0 * D,
 		.fc1 = s->h + r0 * Hm, .h = s->h + r0 * Hm,
 		.fc3 = c->mlp == AIM_MLP_SWIGLU ? s->h3 + r0 * Hm : NULL,
+		.xa = {lt, lt, lt, lt},
+		.mo = s->att + r0 * D, /* free once the projection has read it */
+		.hpre = ah, .az = ah,
 	};
 	const int *prefix = j->prefix ? j->prefix + b0 : NULL;
 
-	embed_fwd(m, x, x, NULL, NULL, j->patches + r0 * P, nb, K);
+	embed(m, x, j->patches, b0, nb, NULL, NULL, NULL);
 	for (int l = 0; l <= j->last; l++) {
+		if (l > 0 && prompt_at(m, l))
+			put_prompts(m->be, x, prompt_at(m, l), nb, K, s->Np, D);
 		block_fwd(m, l, &io, nb, K, j->mask, prefix);
 		if (s->kept[l])
 			m->be->copy(s->out[l] + r0 * D, x, (size_t)N * D * sizeof(float));
@@ -670,8 +816,11 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	if (ensure_state(m) < 0)
 		return AIM_ERR;
 	struct aim_model_state *s = m->st;
-	int K = rows * cols, D = c->dim, Hm = c->mlp_hidden;
+	int Np = aim_model_prompt_tokens(m), Kp = rows * cols;
+	int K = Kp + Np, D = c->dim, Hm = c->mlp_hidden;
 	size_t N = (size_t)B * K;
+	if (Np && o->mask != AIM_MASK_NONE)
+		return aim_error("prompt tokens need bidirectional attention");
 	if (N > (size_t)INT32_MAX / (size_t)(Hm > 3 * D ? Hm : 3 * D))
 		return aim_error("batch too large (%zu tokens)", N);
 
@@ -680,6 +829,8 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	int last = c->depth - 1;
 	if (o->train) {
 		memset(keep, 1, c->depth);
+		if (o->train_blocks > 0 && o->train_blocks < c->depth)
+			last = o->train_blocks - 1;
 	} else {
 		if (o->keep)
 			memcpy(keep, o->keep, c->depth);
@@ -696,10 +847,13 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 				return aim_error("no block output requested");
 		}
 	}
+	if (Np && (o->order || (o->mask_token && o->nmasked)))
+		return aim_error("prompt tokens with a sequence order or masked tokens are not supported");
 	if (ensure_pos(m, rows, cols, o->order) < 0 || alloc_acts(m, N, B, K, o->train, keep) < 0 ||
-	    keep_masked(m, o, N) < 0)
+	    keep_masked(m, o, N) < 0 || (Np && ensure_pidx(m, B, Kp, Np) < 0))
 		return AIM_ERR;
 	s->B = B; s->rows = rows; s->cols = cols; s->K = K; s->N = N;
+	s->Kp = Kp; s->Np = Np;
 	s->train = o->train; s->mask = o->mask; s->patches = patches;
 	s->post_norm = o->post_norm; s->last_run = last;
 	if (o->mask == AIM_MASK_PREFIX) {
@@ -736,15 +890,20 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	}
 
 	/* Training: every activation kept. */
-	embed_fwd(m, s->res[0], s->patch_out, s->pmean, s->prstd, patches, B, K);
+	embed(m, s->res[0], patches, 0, B, s->patch_out, s->pmean, s->prstd);
 	for (int l = 0; l <= last; l++) {
+		float **xa = s->lora_xa + (size_t)l * AIM_LORA_NT;
 		block_io io = {
 			.xin = s->res[l], .mid = s->mid_l[l], .xout = s->res[l + 1],
 			.ln = s->ln, .qkv = s->qkv_l[l], .att = s->att_l[l], .lse = s->lse_l[l],
 			.fc1 = s->fc1_l[l], .fc3 = s->fc3_l[l], .h = s->h,
 			.mean1 = s->mean1[l], .rstd1 = s->rstd1[l],
 			.mean2 = s->mean2[l], .rstd2 = s->rstd2[l],
+			.xa = {xa[0], xa[1], xa[2], xa[3]},
+			.mo = s->mo_l[l], .hpre = s->hpre_l[l], .az = s->ah,
 		};
+		if (l > 0 && prompt_at(m, l))
+			put_prompts(be, s->res[l], prompt_at(m, l), B, K, Np, D);
 		block_fwd(m, l, &io, B, K, o->mask, prefix);
 	}
 	if (o->post_norm)
@@ -761,6 +920,23 @@ const float *aim_model_block_output(const aim_model *m, int block)
 	if (s->train)
 		return s->res[block + 1];
 	return s->kept[block] ? s->out[block] : NULL;
+}
+
+int aim_model_patch_tokens_add(const aim_model *m, int block, float sc, float *dst)
+{
+	const struct aim_model_state *s = m->st;
+	const float *y = aim_model_block_output(m, block);
+	if (!y)
+		return aim_error("block %d was not kept", block);
+	size_t D = m->cfg.dim;
+	if (!s->Np) {
+		m->be->axpy(dst, sc, y, s->N * D);
+		return AIM_OK;
+	}
+	for (int b = 0; b < s->B; b++)
+		m->be->axpy(dst + (size_t)b * s->Kp * D, sc, y + ((size_t)b * s->K + s->Np) * D,
+			    (size_t)s->Kp * D);
+	return AIM_OK;
 }
 
 const float *aim_model_normed(const aim_model *m)
@@ -787,7 +963,18 @@ static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 	int D = c->dim, Hm = c->mlp_hidden, H = c->heads, N = B * K;
 	size_t ND = (size_t)N * D, NH = (size_t)N * Hm;
 	float *mid = s->mid_l[l], *xin = s->res[l], *dres = s->dres;
-	/* MLP branch: out = mid + fc2(MLP(N2(mid))) */
+	/* a frozen trunk: the norms' weight gradients are not wanted either */
+	float *g_ln1_w = m->frozen ? NULL : bg->ln1_w, *g_ln1_b = m->frozen ? NULL : bg->ln1_b;
+	float *g_ln2_w = m->frozen ? NULL : bg->ln2_w, *g_ln2_b = m->frozen ? NULL : bg->ln2_b;
+	/* MLP branch: out = mid + fc2(MLP(N2(mid))), through the adapter on the
+	 * MLP's output when there is one */
+	const float *dmlp = dres;
+	int a = tune_adapter(m);
+	if (a) {
+		aim_adapter_bwd(be, &m->tune->adp[l], &m->tune->gadp[l], s->dm, dres, s->mo_l[l],
+				s->hpre_l[l], s->ah, s->adz, N, D, a);
+		dmlp = s->dm;
+	}
 	be->copy(s->dmid, dres, ND * sizeof(float));
 	norm_fwd(m, s->ln, NULL, NULL, mid, bp->ln2_w, bp->ln2_b, N);
 	int glu = c->mlp == AIM_MLP_SWIGLU;
@@ -796,7 +983,7 @@ static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 	else
 		be->gelu_fwd(s->h, s->fc1_l[l], NH);
 	be->zero(s->dh1, NH * sizeof(float));
-	block_linear_bwd(m, l, LIN_FC2, s->dh1, dres, s->h, N, Hm, D);
+	block_linear_bwd(m, l, LIN_FC2, s->dh1, dmlp, s->h, N, Hm, D);
 	be->zero(s->dh2, NH * sizeof(float));
 	be->zero(s->dtmp, ND * sizeof(float));
 	if (glu) {
@@ -807,8 +994,8 @@ static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 		be->gelu_bwd(s->dh2, s->dh1, s->fc1_l[l], NH);
 	}
 	block_linear_bwd(m, l, LIN_FC1, s->dtmp, s->dh2, s->ln, N, D, Hm);
-	norm_bwd(m, s->dmid, bg->ln2_w, bg->ln2_b, s->dtmp, mid, bp->ln2_w, s->mean2[l],
-		 s->rstd2[l], N);
+	norm_bwd(m, s->dmid, g_ln2_w, g_ln2_b, s->dtmp, mid, bp->ln2_w, s->mean2[l], s->rstd2[l],
+		 N);
 	/* attention branch: mid = x + proj(attn(qkv(N1(x)))) */
 	be->zero(s->dtmp, ND * sizeof(float));
 	block_linear_bwd(m, l, LIN_PROJ, s->dtmp, s->dmid, s->att_l[l], N, D, D);
@@ -819,48 +1006,116 @@ static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 	be->zero(s->dtmp, ND * sizeof(float));
 	block_linear_bwd(m, l, LIN_QKV, s->dtmp, s->dqkv, s->ln, N, D, 3 * D);
 	be->copy(dres, s->dmid, ND * sizeof(float));
-	norm_bwd(m, dres, bg->ln1_w, bg->ln1_b, s->dtmp, xin, bp->ln1_w, s->mean1[l], s->rstd1[l],
-		 N);
+	norm_bwd(m, dres, g_ln1_w, g_ln1_b, s->dtmp, xin, bp->ln1_w, s->mean1[l], s->rstd1[l], N);
 }
 
-int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed)
+/* Every block's backward from the top one run down to block 0, then the
+ * embedding's. dres holds dL/d(output of the top block) on entry; with
+ * `at`, scale·dy (patch tokens) joins at the output of each flagged block. */
+static int backward_blocks(aim_model *m, const float *dy, const unsigned char *at, float scale)
 {
 	struct aim_model_state *s = m->st;
 	const aim_backend *be = m->be;
 	const aim_config *c = &m->cfg;
-	if (!s || !s->train)
-		return aim_error("backward needs a training forward first");
-	if (!m->grad_arena)
-		return aim_error("backward needs the gradient arena (aim_model_alloc_grads)");
-	if (dy_is_normed && !s->post_norm)
-		return aim_error("backward from the post-trunk norm needs a forward with post_norm");
-	int B = s->B, K = s->K, D = c->dim;
-	int N = (int)s->N, P = c->channels * c->patch * c->patch;
-	size_t ND = (size_t)N * D;
+	int B = s->B, K = s->K, Kp = s->Kp, Np = s->Np, D = c->dim;
+	int P = c->channels * c->patch * c->patch;
+	size_t ND = s->N * (size_t)D;
 	const int *prefix = s->mask == AIM_MASK_PREFIX ? s->prefix : NULL;
-
 	float *dres = s->dres;
-	be->zero(dres, ND * sizeof(float));
-	if (dy_is_normed)
-		norm_bwd(m, dres, m->g.post_w, m->g.post_b, dy, s->res[c->depth], m->p.post_w,
-			 s->post_mean, s->post_rstd, N);
-	else
-		be->copy(dres, dy, ND * sizeof(float));
-
-	for (int l = c->depth - 1; l >= 0; l--)
+	for (int l = s->last_run; l >= 0; l--) {
+		if (at && at[l]) {
+			if (Np)
+				for (int b = 0; b < B; b++)
+					be->axpy(dres + ((size_t)b * K + Np) * D, scale,
+						 dy + (size_t)b * Kp * D, (size_t)Kp * D);
+			else
+				be->axpy(dres, scale, dy, ND);
+		}
 		block_bwd(m, l, B, K, prefix);
+		/* the prompt tokens entering this block: their gradient is
+		 * theirs, and nothing flows into the rows they replaced */
+		float *gp = prompt_grad_at(m, l);
+		if (Np && prompt_at(m, l))
+			for (int b = 0; b < B; b++) {
+				float *row = dres + (size_t)b * K * D;
+				if (gp)
+					be->axpy(gp, 1.0f, row, (size_t)Np * D);
+				be->zero(row, (size_t)Np * D * sizeof(float));
+			}
+	}
+	if (m->frozen)
+		return AIM_OK;
 	/* embedding: x0 = N_patch(patch_embed(patches)) + pos; a learned
 	 * table's gradient is the sum over the batch. */
+	const float *demb = dres;
+	if (Np) {
+		be->gather_rows(s->dmid, dres, s->pidx, (long)B * Kp, D);
+		demb = s->dmid;
+	}
+	int Mp = B * Kp;
 	if (c->pos == AIM_POS_LEARNED)
 		for (int b = 0; b < B; b++)
-			be->axpy(m->g.pos_embed, 1.0f, dres + (size_t)b * K * D, (size_t)K * D);
-	/* masked rows carry the mask token instead of their patch */
+			be->axpy(m->g.pos_embed, 1.0f, demb + (size_t)b * Kp * D, (size_t)Kp * D);
+	/* masked rows carry the mask token instead of their patch (never with
+	 * prompts: demb is dres then) */
 	if (s->nmasked)
 		put_mask_tokens_bwd(m, dres);
-	be->zero(s->dtmp, ND * sizeof(float));
-	norm_bwd(m, s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, dres, s->patch_out, m->p.patch_ln_w,
-		 s->pmean, s->prstd, N);
-	be->patch_embed_bwd(m->g.patch_w, m->g.patch_b, s->dtmp, s->patches, N, P, D);
+	be->zero(s->dtmp, (size_t)Mp * D * sizeof(float));
+	norm_bwd(m, s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, demb, s->patch_out, m->p.patch_ln_w,
+		 s->pmean, s->prstd, Mp);
+	be->patch_embed_bwd(m->g.patch_w, m->g.patch_b, s->dtmp, s->patches, Mp, P, D);
+	return AIM_OK;
+}
+
+static int backward_ready(const aim_model *m)
+{
+	const struct aim_model_state *s = m->st;
+	if (!s || !s->train)
+		return aim_error("backward needs a training forward first");
+	if (!m->frozen && !m->grad_arena)
+		return aim_error("backward needs the gradient arena (aim_model_alloc_grads)");
+	return AIM_OK;
+}
+
+int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed)
+{
+	if (backward_ready(m) < 0)
+		return AIM_ERR;
+	struct aim_model_state *s = m->st;
+	const aim_backend *be = m->be;
+	if (dy_is_normed && !s->post_norm)
+		return aim_error("backward from the post-trunk norm needs a forward with post_norm");
+	size_t ND = s->N * (size_t)m->cfg.dim;
+	be->zero(s->dres, ND * sizeof(float));
+	if (dy_is_normed)
+		norm_bwd(m, s->dres, m->frozen ? NULL : m->g.post_w, m->frozen ? NULL : m->g.post_b,
+			 dy, s->res[s->last_run + 1], m->p.post_w, s->post_mean, s->post_rstd,
+			 (int)s->N);
+	else
+		be->copy(s->dres, dy, ND * sizeof(float));
+	return backward_blocks(m, NULL, NULL, 0.0f);
+}
+
+int aim_model_backward_at(aim_model *m, const float *dy, const unsigned char *at, float scale)
+{
+	if (backward_ready(m) < 0)
+		return AIM_ERR;
+	struct aim_model_state *s = m->st;
+	m->be->zero(s->dres, s->N * (size_t)m->cfg.dim * sizeof(float));
+	return backward_blocks(m, dy, at, scale);
+}
+
+int aim_model_set_tune(aim_model *m, struct aim_tune *t, int frozen)
+{
+	if (t && (t->depth != m->cfg.depth || t->dim != m->cfg.dim ||
+		  t->mlp_hidden != m->cfg.mlp_hidden))
+		return aim_error("adaptation made for another trunk shape");
+	if (m->tune && m->tune != t)
+		aim_tune_free(m->tune);
+	m->tune = t;
+	m->frozen = frozen;
+	if (m->st)
+		drop_acts(m); /* the activation plan depends on the adaptation */
 	return AIM_OK;
 }
 
@@ -891,15 +1146,18 @@ void aim_model_free(aim_model *m)
 		free(s->masked_rows);
 		free(s->zero_idx);
 		free(s->prefix);
+		free(s->pidx);
 		free(s->kept);
 		free(s->out);
 		free(s->res);
 		float **lists[] = {s->qkv_l, s->att_l, s->mid_l, s->fc1_l, s->fc3_l, s->lse_l,
-				   s->mean1, s->rstd1, s->mean2, s->rstd2};
+				   s->mean1, s->rstd1, s->mean2, s->rstd2, s->mo_l, s->hpre_l,
+				   s->lora_xa};
 		for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
 			free(lists[i]);
 		free(s);
 	}
+	aim_tune_free(m->tune);
 	if (m->arena)
 		m->be->free(m->arena);
 	if (m->grad_arena)

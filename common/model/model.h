@@ -145,6 +145,7 @@ typedef struct {
 	long nmasked;
 	const float *mask_token;
 	float *mask_token_grad;
+	int train_blocks;          /* training: run (and keep) blocks 0..n-1 only (0: all) */
 } aim_forward_opts;
 
 typedef struct aim_model aim_model;
@@ -161,6 +162,11 @@ struct aim_model {
 	void *acts;                 /* activation arena (private layout) */
 	size_t acts_bytes;
 	struct aim_model_state *st; /* forward state (private) */
+	/* Adaptation (model_tune.h): LoRA, adapters or prompts the forward and
+	 * backward apply (NULL: none; owned); frozen: the backward computes no
+	 * gradient for the trunk's own weights (only for its inputs and tune). */
+	struct aim_tune *tune;
+	int frozen;
 	/* What the loader keeps alive: the mapping the parameters may point
 	 * into, and the probe head's tensors (F32, "head.*") if any. */
 	void *mapping;
@@ -194,9 +200,19 @@ const aim_param_info *aim_model_param(const aim_model *m, const char *name);
  * untouched and kept by pointer until aim_model_backward in training). */
 int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int cols,
 		      const aim_forward_opts *o);
-/* Output of block i [B, K, D] of the last forward (kept or training);
- * NULL when it was not kept. */
+/* Attach adaptation tensors (the model owns them from now on; NULL
+ * detaches and frees) and whether the trunk's weights are frozen. Shapes
+ * must match the trunk. */
+int aim_model_set_tune(aim_model *m, struct aim_tune *t, int frozen);
+/* Prompt tokens in front of each sample's patch tokens (0 without prompt
+ * tuning). */
+int aim_model_prompt_tokens(const aim_model *m);
+/* Output of block i [B, prompts + K, D] of the last forward (kept or
+ * training), prompt tokens first in each sample; NULL when it was not kept. */
 const float *aim_model_block_output(const aim_model *m, int block);
+/* dst [B, K, D] += s · the patch tokens of block's output (prompt tokens
+ * dropped); backend memory. AIM_ERR when the block was not kept. */
+int aim_model_patch_tokens_add(const aim_model *m, int block, float s, float *dst);
 /* Post-trunk norm of the last block [B, K, D] (forward with post_norm). */
 const float *aim_model_normed(const aim_model *m);
 /* y[n, D] = post-trunk norm of x[n, D] (y may alias x). */
@@ -206,6 +222,12 @@ void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n
  * last block), or dL/d(post-trunk norm output) when dy_is_normed. Parameter
  * gradients are ADDED into the gradient arena. */
 int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed);
+/* Backward from the patch tokens of several block outputs: scale·dy
+ * ([B, K, D], patch tokens only; prompt tokens get no gradient from
+ * outside) is added at the output of every block l with at[l] set, as
+ * for features averaged over those blocks. Gradients are ADDED into the
+ * model's (unless frozen) and the tune's gradient arenas. */
+int aim_model_backward_at(aim_model *m, const float *dy, const unsigned char *at, float scale);
 
 /* Forward FLOPs of one image on a rows × cols grid (multiply-add = 2). */
 double aim_model_flops(const aim_config *c, int rows, int cols);

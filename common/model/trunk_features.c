@@ -46,32 +46,50 @@ const char *aim_trunk_features_layers_json(const aim_trunk_features *t, char *bu
 	return buf;
 }
 
-int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const char *what,
-			   const float **feat, int64_t *Bp, int64_t *Kp)
+int aim_trunk_patches(aim_trunk_features *t, const aim_record *r, const char *what,
+		      const float **x, int64_t *Bp, aim_geometry *g)
 {
 	const aim_config *c = &t->m->cfg;
-	aim_geometry g;
-	if (aim_patches_geometry(&g, r, c, what))
+	if (aim_patches_geometry(g, r, c, what))
 		return AIM_ERR;
 	const aim_tensor *pt = aim_record_find(r, "patches");
-	const int64_t B = pt->shape[0], K = g.K;
-	const int rows = g.rows, cols = g.cols;
-	size_t n = (size_t)(B * K * g.P), D = (size_t)c->dim;
+	const int64_t B = pt->shape[0], K = g->K;
+	size_t n = (size_t)(B * K * g->P);
 	if (n > t->xcap) {
 		free(t->x);
+		t->xcap = 0;
 		if (!(t->x = malloc(n * sizeof(float))))
 			return aim_error("out of memory for %zu patch values", n);
 		t->xcap = n;
 	}
 	#pragma omp parallel for schedule(static)
 	for (int64_t i = 0; i < B; i++)
-		aim_patches_to_f32(t->x + (size_t)i * K * g.P, pt, i, &g);
+		aim_patches_to_f32(t->x + (size_t)i * K * g->P, pt, i, g);
+	/* a causal model probed with its mask kept sees its pretraining order */
 	const int *order = t->mask == AIM_MASK_CAUSAL ? t->order : NULL;
-	if (order && (rows != t->order_rows || cols != t->order_cols))
+	if (order && (g->rows != t->order_rows || g->cols != t->order_cols))
 		return aim_error("%s: a %dx%d grid, but the model's order is of its %dx%d grid", what,
-				 rows, cols, t->order_rows, t->order_cols);
-	if (order && aim_permute_patches(t->x, order, B, K, g.P) < 0)
+				 g->rows, g->cols, t->order_rows, t->order_cols);
+	if (order && aim_permute_patches(t->x, order, B, K, g->P) < 0)
 		return AIM_ERR;
+	*x = t->x;
+	*Bp = B;
+	return AIM_OK;
+}
+
+int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const char *what,
+			   const float **feat, int64_t *Bp, int64_t *Kp)
+{
+	const aim_config *c = &t->m->cfg;
+	aim_geometry g;
+	const float *hx;
+	int64_t B;
+	if (aim_trunk_patches(t, r, what, &hx, &B, &g))
+		return AIM_ERR;
+	const int64_t K = g.K;
+	const int rows = g.rows, cols = g.cols;
+	size_t n = (size_t)(B * K * g.P), D = (size_t)c->dim;
+	const int *order = t->mask == AIM_MASK_CAUSAL ? t->order : NULL;
 	const aim_backend *be = t->m->be;
 	const float *xin = t->x;
 	if (!be->host_memory) { /* a device backend: the patches to its memory */
@@ -92,11 +110,15 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 	size_t per = (size_t)(B * K) * D;
 	if (per > t->fcap) {
 		free(t->feat);
+		t->fcap = 0;
 		if (!(t->feat = malloc(per * sizeof(float))))
 			return aim_error("out of memory for features");
 		t->fcap = per;
 	}
-	if (!be->host_memory) { /* average there, bring the average here */
+	/* the average of the chosen blocks' patch tokens: there on a device
+	 * (the average comes back), here on the CPU */
+	float *acc = t->feat;
+	if (!be->host_memory) {
 		if (per > t->dfcap) {
 			be->free(t->dfeat);
 			t->dfcap = 0;
@@ -104,34 +126,16 @@ int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const cha
 				return aim_error("out of %s memory for features", be->name);
 			t->dfcap = per;
 		}
-		be->zero(t->dfeat, per * sizeof(float));
-		for (int i = 0; i < t->nl; i++) {
-			const float *y = aim_model_block_output(t->m, t->layers[i]);
-			if (!y)
-				return aim_error("%s: block %d was not kept", what, t->layers[i]);
-			be->axpy(t->dfeat, 1.0f, y, per);
-		}
-		if (t->nl > 1)
-			be->scale(t->dfeat, 1.0f / (float)t->nl, t->dfeat, per);
-		if (t->post_norm)
-			aim_model_post_norm(t->m, t->dfeat, t->dfeat, B * K);
-		be->download(t->feat, t->dfeat, per * sizeof(float));
-		*feat = t->feat;
-		*Bp = B;
-		*Kp = K;
-		return AIM_OK;
+		acc = t->dfeat;
 	}
-	memset(t->feat, 0, per * sizeof(float));
-	for (int i = 0; i < t->nl; i++) {
-		const float *y = aim_model_block_output(t->m, t->layers[i]);
-		if (!y)
-			return aim_error("%s: block %d was not kept", what, t->layers[i]);
-		aim_axpy(t->feat, 1.0f, y, per);
-	}
-	if (t->nl > 1)
-		aim_scale(t->feat, 1.0f / (float)t->nl, t->feat, per);
+	be->zero(acc, per * sizeof(float));
+	for (int i = 0; i < t->nl; i++)
+		if (aim_model_patch_tokens_add(t->m, t->layers[i], 1.0f / (float)t->nl, acc))
+			return aim_error_prefix("%s", what);
 	if (t->post_norm)
-		aim_model_post_norm(t->m, t->feat, t->feat, B * K);
+		aim_model_post_norm(t->m, acc, acc, B * K);
+	if (!be->host_memory)
+		be->download(t->feat, t->dfeat, per * sizeof(float));
 	*feat = t->feat;
 	*Bp = B;
 	*Kp = K;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "patches.h"
 #include "record.h"
 
 typedef struct {
@@ -41,6 +42,10 @@ int aim_trunk_features_init(aim_trunk_features *t, aim_model *m, const char *lay
  * [B, K, D] floats owned by t (valid until the next call). */
 int aim_trunk_features_run(aim_trunk_features *t, const aim_record *r, const char *what,
 			   const float **feat, int64_t *B, int64_t *K);
+/* The record's "patches" as F32 [B, K, P] on the host (U8 normalised);
+ * *x owned by t, valid until the next call. */
+int aim_trunk_patches(aim_trunk_features *t, const aim_record *r, const char *what,
+		      const float **x, int64_t *B, aim_geometry *g);
 /* The layers as JSON text ("[18,19,20,21,22,23]") into buf. */
 const char *aim_trunk_features_layers_json(const aim_trunk_features *t, char *buf, size_t n);
 void aim_trunk_features_free(aim_trunk_features *t);

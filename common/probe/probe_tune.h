@@ -1,0 +1,84 @@
+/* Training a probe head jointly with an adaptation of the trunk (LoRA,
+ * adapters, prompts: model_tune.h) or with the whole trunk (full
+ * fine-tuning), for aim-probe -m MODEL --tune.
+ *
+ * One step on n labelled images:
+ *   features = mean over the chosen blocks of their patch tokens
+ *              (prompt tokens dropped), as the frozen probe sees them;
+ *   head in training mode (BatchNorm with batch statistics), label-smoothed
+ *   cross-entropy averaged over the n images;
+ *   backward through the head into the features, then through the trunk
+ *   (aim_model_backward_at) into every trainable tensor.
+ * The images go through the trunk in micro-batches of `micro` (memory is
+ * bounded by the micro-batch; gradients add up, each micro-batch's loss
+ * weighted by its share of the n images; the BatchNorm normalises each
+ * micro-batch by its own statistics, as PyTorch does under gradient
+ * accumulation).
+ *
+ * AdamW (torch.optim.AdamW arithmetic) on every trainable trunk or
+ * adaptation tensor and on the head, one learning-rate schedule. Weight
+ * decay on matrices only (no biases, norms, prompt tokens or position
+ * tables). Full fine-tuning with layer-wise decay d (BEiT/MAE): block i's
+ * tensors learn at lr·d^(depth − i), the patch embedding at lr·d^(depth+1),
+ * the post-trunk norm and the head at lr. */
+#ifndef AIM_PROBE_TUNE_H
+#define AIM_PROBE_TUNE_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "model_tune.h"
+#include "probe_head.h"
+
+typedef struct {
+	float *w, *g, *m, *v;  /* backend memory */
+	long n;
+	int decay;
+	double lr_scale;
+	const char *name;
+} aim_tune_tensor;
+
+typedef struct {
+	aim_model *m;
+	aim_head *head;                 /* not owned */
+	int layers[AIM_MAX_BLOCKS], nl, top;
+	unsigned char at[AIM_MAX_BLOCKS];
+	int micro;
+	double smoothing;
+	aim_tune_tensor *tt;
+	int ntt;
+	size_t trainable;               /* trunk-side values trained */
+	aim_head_adamw hopt;
+	aim_head_cache cache;
+	float *hgrad;                   /* head gradient [nparams] */
+	/* one micro-batch, host */
+	float *feat, *pooled, *xhat, *mean, *rstd, *logits, *dlogits, *dxhat, *dfeat;
+	/* backend memory: patches, features, their gradient */
+	float *dx, *dfeat_dev;
+	size_t cap_x, cap_f;
+	int64_t cap_b;
+	long step;
+} aim_tune_trainer;
+
+/* m carries its adaptation already (aim_model_set_tune; frozen), or none
+ * for full fine-tuning (m->frozen 0). layers: the blocks averaged into the
+ * features. layer_decay: full fine-tuning's factor (1: none). */
+int aim_tune_trainer_init(aim_tune_trainer *t, aim_model *m, aim_head *h, const int *layers,
+			  int nl, int micro, double smoothing, double layer_decay);
+void aim_tune_trainer_free(aim_tune_trainer *t);
+
+/* Gradients of the mean loss over n images x [n, rows·cols, P] (host F32),
+ * labels y in [0, C). Zeroes the gradients first. Returns the mean loss in
+ * *loss, the images ranked right at top-1 in *correct, and the logits
+ * [n, C] (training mode) into logits when not NULL. */
+int aim_tune_trainer_gradients(aim_tune_trainer *t, const float *x, const int64_t *y, int n,
+			       int rows, int cols, double *loss, int64_t *correct, float *logits);
+/* AdamW with learning rate lr (times each tensor's scale) and weight
+ * decay wd, on the trunk side and the head. */
+void aim_tune_trainer_update(aim_tune_trainer *t, double lr, double wd);
+
+/* The head gradient and a named trunk-side gradient (host copies; for
+ * tests). */
+const float *aim_tune_trainer_head_grad(const aim_tune_trainer *t);
+
+#endif

@@ -1,0 +1,110 @@
+#!/bin/sh
+# Adapting the pretrained Fashion-MNIST AIM of examples/fmnist.sh (trained
+# first when $OUT has no checkpoint): the frozen attentive probe against
+# LoRA, bottleneck adapters, deep prompt tuning and full fine-tuning, each
+# trained jointly with the same kind of head (8 queries, features averaged
+# over every block) and started from the frozen probe's head. On the 10k
+# test images: top-1, trainable trunk-side values (count and % of the
+# trunk), training time and inference images/s (aim-eval -m --adapter:
+# LoRA merged at load, the others applied). Leaves tune-summary.txt (a
+# Markdown table) in $OUT.
+#
+# Environment: OUT (default ./fmnist-demo, shared with fmnist.sh),
+# EPOCHS (default 3, every method), THREADS (default all cores),
+# TRAIN_IMAGES (default: all 60k, augmented; a number: that many of the
+# unaugmented training patches, re-read each epoch: a quick check),
+# TEST_IMAGES (default 10000), METHODS (default "frozen lora adapter prompt full").
+set -eu
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$PWD/fmnist-demo}
+EPOCHS=${EPOCHS:-3}
+THREADS=${THREADS:-$(nproc)}
+TRAIN_IMAGES=${TRAIN_IMAGES:-all}
+TEST_IMAGES=${TEST_IMAGES:-10000}
+METHODS=${METHODS:-frozen lora adapter prompt full}
+B="$TOP/build/bin"
+if ! ls "$OUT"/run/step-*.safetensors >/dev/null 2>&1; then
+	echo "no pretrained checkpoint in $OUT/run: running examples/fmnist.sh first" >&2
+	OUT="$OUT" THREADS="$THREADS" sh "$TOP/examples/fmnist.sh"
+fi
+make -C "$TOP" -s -j"$THREADS" >&2
+cd "$OUT"
+ckpt=$(ls run/step-*.safetensors | tail -n 1)
+P="--channels 1 --size 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREADS -q"
+[ -f train.aimt ] || "$B/aim-patchify" $P --resize 28 -o train.aimt data/train
+[ -f test.aimt ] || "$B/aim-patchify" $P --resize 28 -o test.aimt data/test
+"$B/aim-tensor" cat -q --count "$TEST_IMAGES" -o tune-test.aimt test.aimt
+"$B/aim-tensor" cat -q --count 2000 -o tune-val.aimt test.aimt
+if [ "$TRAIN_IMAGES" != all ]; then
+	"$B/aim-tensor" cat -q --count "$TRAIN_IMAGES" -o tune-train.aimt train.aimt
+fi
+mkdir -p tune
+start=$(date +%s)
+say() { printf '\n== %s (%ds)\n' "$*" $(( $(date +%s) - start )) >&2; }
+
+# One method: aim-probe -m on the training patches (augmented, EPOCHS
+# passes from a looping aim-patchify; or the subset file), then aim-eval.
+train() { # name options...
+	name=$1; shift
+	t0=$(date +%s)
+	if [ "$TRAIN_IMAGES" = all ]; then
+		"$B/aim-patchify" $P --transform train --scale 0.6,1 --epochs "$EPOCHS" --shuffle \
+			--seed 2 data/train |
+			"$B/aim-probe" -m "$ckpt" --layers all --queries 8 --epochs "$EPOCHS" --batch 128 \
+				--threads "$THREADS" "$@" -o "tune/$name-head.safetensors" 2>"tune/$name.log"
+	else
+		"$B/aim-probe" -m "$ckpt" --layers all --queries 8 --epochs "$EPOCHS" --batch 128 \
+			--threads "$THREADS" "$@" -o "tune/$name-head.safetensors" tune-train.aimt \
+			2>"tune/$name.log"
+	fi
+	echo $(( $(date +%s) - t0 )) >"tune/$name.seconds"
+}
+evaluate() { # name [--adapter DIR | -m MODEL]
+	name=$1; shift
+	model=$ckpt adapter=
+	case "${1:-}" in
+	--adapter) adapter="--adapter $2" ;;
+	-m) model=$2 ;;
+	esac
+	t0=$(date +%s.%N)
+	"$B/aim-eval" -q -m "$model" $adapter --layers all --head "tune/$name-head.safetensors" \
+		--batch 256 --threads "$THREADS" --json tune-test.aimt >"tune/$name.json"
+	python3 -c "import sys; print('%.0f' % ($TEST_IMAGES / (float(sys.argv[2]) - float(sys.argv[1]))))" \
+		"$t0" "$(date +%s.%N)" >"tune/$name.ips"
+}
+# learning rates: the head's 1e-2 of fmnist.sh for the frozen probe; lower
+# ones where the trunk moves, lowest for every weight
+for m in $METHODS; do
+	say "$m"
+	case $m in
+	frozen) train frozen --lr 1e-2 --val tune-val.aimt ;;
+	lora) train lora --tune lora --lora-rank 8 --lora-targets qkv,proj,fc1,fc2 --lr 3e-3 \
+		--init tune/frozen-head.safetensors --val tune-val.aimt --adapter-out tune/lora ;;
+	adapter) train adapter --tune adapter --adapter-dim 32 --lr 3e-3 \
+		--init tune/frozen-head.safetensors --val tune-val.aimt --adapter-out tune/adapter ;;
+	prompt) train prompt --tune prompt --prompts 8 --deep --lr 3e-3 \
+		--init tune/frozen-head.safetensors --val tune-val.aimt --adapter-out tune/prompt ;;
+	full) train full --tune full --layer-decay 0.75 --lr 1e-3 \
+		--init tune/frozen-head.safetensors --val tune-val.aimt --model-out tune/full.safetensors ;;
+	*) echo "unknown method $m" >&2; exit 2 ;;
+	esac
+	case $m in
+	frozen) evaluate frozen ;;
+	full) evaluate full -m tune/full.safetensors ;;
+	*) evaluate "$m" --adapter "tune/$m" ;;
+	esac
+done
+
+# the table: trainable values from aim-probe's own report
+{
+	echo "Fashion-MNIST, $TEST_IMAGES test images, $EPOCHS epochs each, training images: $TRAIN_IMAGES, $THREADS threads"
+	echo
+	echo "| method | top-1 % | trainable trunk values | % of trunk | training s | inference img/s |"
+	echo "| --- | --- | --- | --- | --- | --- |"
+	for m in $METHODS; do
+		top1=$(python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["top1"])' "tune/$m.json")
+		vals=$(sed -n 's/.*: \([0-9]*\) trainable trunk-side values (\([0-9.]*\)%.*/\1 | \2/p' "tune/$m.log")
+		[ -n "$vals" ] || vals="0 (head only) | 0"
+		echo "| $m | $top1 | $vals | $(cat "tune/$m.seconds") | $(cat "tune/$m.ips") |"
+	done
+} | tee tune-summary.txt
