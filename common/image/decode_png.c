@@ -672,7 +672,7 @@ int aim_decode_png(const uint8_t *data, size_t len, int channels, int64_t max_pi
 		}
 	}
 	png_destroy_read_struct(&png, &info, NULL);
-	snprintf(f->msg, sizeof f->msg, "%s", truncated ? "image file is truncated" : "no image data");
+	snprintf(f->msg, sizeof f->msg, "%s", truncated ? "file is truncated" : "no image data");
 	goto fail;
 
 decoded:
