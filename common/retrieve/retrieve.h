@@ -114,6 +114,8 @@ int aim_bank_is_index(const char *path);
 int aim_bank_from_streams(aim_bank *b, const char *const *paths, int npaths, const aim_prep *p);
 /* The same record by record: begin, append each record, end. */
 void aim_bank_begin(aim_bank *b, const aim_prep *p, const char *source);
+/* Point the bank's views at its owned arrays (after they grew or moved). */
+void aim_bank_own_views(aim_bank *b);
 int aim_bank_append(aim_bank *b, const aim_record *rec, const char *what);
 void aim_bank_end(aim_bank *b);
 /* Append the rows of another bank (an index: vectors as prepared, ids,

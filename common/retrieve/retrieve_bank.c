@@ -70,7 +70,7 @@ static int stamps_reserve(aim_bank *b, size_t n1, int need)
 }
 
 /* The views of the owned arrays, after every append (they move). */
-static void own_views(aim_bank *b)
+void aim_bank_own_views(aim_bank *b)
 {
 	b->fsize = b->own_fsize;
 	b->fmtime = b->own_fmtime;
@@ -157,7 +157,7 @@ int aim_bank_append(aim_bank *b, const aim_record *rec, const char *what)
 		b->model = strdup(c);
 	if ((c = aim_record_get_meta(rec, "aim.layers")) && !b->layers)
 		b->layers = strdup(c);
-	own_views(b);
+	aim_bank_own_views(b);
 	return 0;
 }
 
@@ -217,7 +217,7 @@ int aim_bank_append_bank(aim_bank *b, const aim_bank *src)
 		b->model = strdup(src->model);
 	if (src->layers && !b->layers)
 		b->layers = strdup(src->layers);
-	own_views(b);
+	aim_bank_own_views(b);
 	return 0;
 }
 
@@ -227,7 +227,7 @@ void aim_bank_end(aim_bank *b)
 		free(b->own_names), free(b->own_off);
 		b->own_names = NULL, b->own_off = NULL;
 	}
-	own_views(b);
+	aim_bank_own_views(b);
 }
 
 int aim_bank_from_streams(aim_bank *b, const char *const *paths, int npaths, const aim_prep *p)

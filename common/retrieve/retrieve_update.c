@@ -152,14 +152,7 @@ static int build(aim_bank *out, const aim_bank *old, const aim_bank *added, cons
 		if (hashed && p[r].st.has_hash)
 			memcpy(out->own_fsha + 32 * r, p[r].st.sha256, 32);
 	}
-	out->vec = out->own_vec;
-	out->id = out->own_id;
-	out->label = out->own_label;
-	out->names = out->own_names;
-	out->name_off = out->own_off;
-	out->fsize = out->own_fsize;
-	out->fmtime = out->own_fmtime;
-	out->fsha = out->own_fsha;
+	aim_bank_own_views(out);
 	return 0;
 }
 
