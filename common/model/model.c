@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "model.h"
+#include "model_internal.h"
 #include "model_tune.h"
 
 /* ---- parameters: a sizes table, one arena ------------------------------ */
@@ -211,69 +212,9 @@ int aim_model_init_params(aim_model *m, uint64_t seed)
 
 /* ---- activations -------------------------------------------------------- */
 
-struct aim_model_state {
-	int B, rows, cols, K, train, last_run, post_norm;
-	int Kp, Np;               /* patch tokens and prompt tokens per sample (K = Kp + Np) */
-	size_t N;                 /* B·K tokens */
-	size_t cap_N;             /* tokens the arena was sized for */
-	int cap_train;
-	int pos_rows, pos_cols;
-	int *pos_order;           /* [K] the order pos was built in (NULL: raster) */
-	float *pos;               /* [K, D] host or backend memory, in sequence order */
-	/* masked tokens of the last forward */
-	int *masked_rows, *zero_idx; /* [nmasked] rows; [cap_masked] zeros (host) */
-	long nmasked, cap_masked;
-	const float *mask_token;
-	float *mask_token_grad;
-	float *tokbuf;            /* [cap_masked, D] backend memory */
-	const float *patches;
-	aim_mask_kind mask;
-	int *prefix;              /* [B] copy */
-	int nprefix;
-	unsigned char *kept;      /* [depth] outputs valid after the forward */
-	/* inference */
-	float *cur, *ln, *qkv, *att, *h, *h3, *normed;
-	float **out;              /* [depth] */
-	/* training */
-	float **res, **qkv_l, **att_l, **mid_l, **fc1_l, **fc3_l, **lse_l;
-	float **mean1, **rstd1, **mean2, **rstd2;
-	float *patch_out, *pmean, *prstd, *post_mean, *post_rstd;
-	float *dres, *dmid, *dtmp, *dh1, *dh2, *dh3, *dqkv;
-	/* adaptation: LoRA's s·x·Aᵀ per (block, target) and its scratch; the
-	 * adapter's MLP output and bottleneck per block, scratch; prompts: the
-	 * patch tokens' embedding before they join the sequence, and where
-	 * each patch token goes in it (host) */
-	float **lora_xa;          /* [depth · AIM_LORA_NT] */
-	float *lt, *dlt;
-	float **mo_l, **hpre_l;
-	float *ah, *adz, *dm;
-	float *emb;
-	int *pidx;
-	size_t npidx;
-};
-
-static int tune_rank(const aim_model *m)
-{
-	return m->tune && m->tune->cfg.kind == AIM_TUNE_LORA ? m->tune->cfg.rank : 0;
-}
-
-static int tune_adapter(const aim_model *m)
-{
-	return m->tune && m->tune->cfg.kind == AIM_TUNE_ADAPTER ? m->tune->cfg.adapter_dim : 0;
-}
-
 int aim_model_prompt_tokens(const aim_model *m)
 {
 	return m->tune && m->tune->cfg.kind == AIM_TUNE_PROMPT ? m->tune->cfg.prompts : 0;
-}
-
-/* The prompt tokens of block l (NULL: block l keeps what it is given). */
-static const float *prompt_at(const aim_model *m, int l)
-{
-	const aim_tune *t = m->tune;
-	if (!aim_model_prompt_tokens(m) || (l > 0 && !t->cfg.deep))
-		return NULL;
-	return t->prompt + (size_t)(t->cfg.deep ? l : 0) * t->cfg.prompts * t->dim;
 }
 
 static float *prompt_grad_at(const aim_model *m, int l)
@@ -362,7 +303,7 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 	return n;
 }
 
-static int ensure_state(aim_model *m)
+int aim_trunk_ensure_state(aim_model *m)
 {
 	if (m->st)
 		return AIM_OK;
@@ -383,7 +324,7 @@ static int ensure_state(aim_model *m)
 	return ok ? AIM_OK : aim_error("out of memory");
 }
 
-static void drop_acts(aim_model *m)
+void aim_trunk_drop_acts(aim_model *m)
 {
 	struct aim_model_state *s = m->st;
 	if (m->acts)
@@ -395,7 +336,7 @@ static void drop_acts(aim_model *m)
 }
 
 /* Size the arena for N tokens in this mode; reuse it when it fits. */
-static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const unsigned char *keep)
+int aim_trunk_alloc_acts(aim_model *m, size_t N, int B, int K, int train, const unsigned char *keep)
 {
 	struct aim_model_state *s = m->st;
 	int depth = m->cfg.depth;
@@ -412,7 +353,7 @@ static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const uns
 		free(e);
 		return AIM_OK;
 	}
-	drop_acts(m);
+	aim_trunk_drop_acts(m);
 	size_t capN = N;
 	int n = plan_acts(m, capN, B, K, train, keep, e, cap);
 	size_t total = 0;
@@ -440,7 +381,7 @@ static int alloc_acts(aim_model *m, size_t N, int B, int K, int train, const uns
  * per grid and order: token t gets the row of its place order[t], the
  * table as it is for raster), or the learned parameter, which exists for
  * the training grid only, in raster order. */
-static int ensure_pos(aim_model *m, int rows, int cols, const int *order)
+int aim_trunk_ensure_pos(aim_model *m, int rows, int cols, const int *order)
 {
 	struct aim_model_state *s = m->st;
 	const aim_config *c = &m->cfg;
@@ -501,17 +442,12 @@ static int ensure_pos(aim_model *m, int rows, int cols, const int *order)
 	return AIM_OK;
 }
 
-static const float *pos_table(const aim_model *m)
-{
-	return m->cfg.pos == AIM_POS_LEARNED ? m->p.pos_embed : m->st->pos;
-}
-
 /* ---- the family's pieces: norm, block linears, MLP gate ------------------ */
 
 /* y = N(x) over N rows: LayerNorm (mean, rstd kept when not NULL) or
  * RMSNorm (rstd kept; no bias, no mean). y may alias x. */
-static void norm_fwd(const aim_model *m, float *y, float *mean, float *rstd, const float *x,
-		     const float *w, const float *b, int N)
+void aim_trunk_norm_fwd(const aim_model *m, float *y, float *mean, float *rstd, const float *x,
+			const float *w, const float *b, int N)
 {
 	const aim_config *c = &m->cfg;
 	if (c->norm == AIM_NORM_RMS)
@@ -521,8 +457,9 @@ static void norm_fwd(const aim_model *m, float *y, float *mean, float *rstd, con
 }
 
 /* dx, dw, db += the norm's gradients (db ignored for RMSNorm). */
-static void norm_bwd(const aim_model *m, float *dx, float *dw, float *db, const float *dy,
-		     const float *x, const float *w, const float *mean, const float *rstd, int N)
+void aim_trunk_norm_bwd(const aim_model *m, float *dx, float *dw, float *db, const float *dy,
+			const float *x, const float *w, const float *mean, const float *rstd,
+			int N)
 {
 	if (m->cfg.norm == AIM_NORM_RMS)
 		m->be->rmsnorm_bwd(dx, dw, dy, x, w, rstd, N, m->cfg.dim);
@@ -593,7 +530,7 @@ static void block_linear_bwd(aim_model *m, int l, block_lin which, float *dx, co
 
 /* The masked rows of a forward, kept (host) for its backward, and scratch
  * for one D-row per masked token. */
-static int keep_masked(aim_model *m, const aim_forward_opts *o, size_t N)
+int aim_trunk_keep_masked(aim_model *m, const aim_forward_opts *o, size_t N)
 {
 	struct aim_model_state *s = m->st;
 	s->nmasked = o->mask_token ? o->nmasked : 0;
@@ -626,7 +563,7 @@ static int keep_masked(aim_model *m, const aim_forward_opts *o, size_t N)
 
 /* x's masked rows ← the mask token: copies of it (a gather of its one
  * row), scattered onto those rows. */
-static void put_mask_tokens(const aim_model *m, float *x)
+void aim_trunk_put_mask_tokens(const aim_model *m, float *x)
 {
 	struct aim_model_state *s = m->st;
 	m->be->gather_rows(s->tokbuf, s->mask_token, s->zero_idx, s->nmasked, m->cfg.dim);
@@ -635,7 +572,7 @@ static void put_mask_tokens(const aim_model *m, float *x)
 
 /* Its backward: the masked rows' gradient summed into the token's, and
  * none of it reaches the patch embedding those rows no longer carry. */
-static void put_mask_tokens_bwd(aim_model *m, float *dx)
+void aim_trunk_put_mask_tokens_bwd(aim_model *m, float *dx)
 {
 	struct aim_model_state *s = m->st;
 	const int D = m->cfg.dim;
@@ -649,36 +586,22 @@ static void put_mask_tokens_bwd(aim_model *m, float *dx)
 
 /* ---- forward ------------------------------------------------------------ */
 
-/* Where one block reads and writes. Inference updates x in place
- * (xin = mid = xout) with scratch buffers; training keeps every
- * activation the backward needs. fc1 and h may be the same buffer (the
- * activation in place) when the pre-activation is not kept. */
-typedef struct {
-	const float *xin;
-	float *mid, *xout;
-	float *ln, *qkv, *att, *lse;
-	float *fc1, *fc3, *h;
-	float *mean1, *rstd1, *mean2, *rstd2;
-	float *xa[AIM_LORA_NT];   /* LoRA: s·x·Aᵀ per target (kept in training) */
-	float *mo, *hpre, *az;    /* adapter: MLP output, bottleneck, scratch */
-} block_io;
-
 /*   mid  = xin + proj(attn(qkv(N₁ xin)))
  *   xout = mid + fc2(MLP(N₂ mid)) — the residual adds ride on the GEMMs. */
-static void block_fwd(const aim_model *m, int l, const block_io *io, int nb, int K,
-		      aim_mask_kind mask, const int *prefix)
+void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, int K,
+			 aim_mask_kind mask, const int *prefix)
 {
 	const aim_backend *be = m->be;
 	const aim_config *c = &m->cfg;
 	const aim_block_params *bp = &m->p.blocks[l];
 	int N = nb * K, D = c->dim, Hm = c->mlp_hidden, H = c->heads;
-	norm_fwd(m, io->ln, io->mean1, io->rstd1, io->xin, bp->ln1_w, bp->ln1_b, N);
+	aim_trunk_norm_fwd(m, io->ln, io->mean1, io->rstd1, io->xin, bp->ln1_w, bp->ln1_b, N);
 	block_linear(m, l, LIN_QKV, io->qkv, io->ln, N, D, 3 * D, 0, io->xa[LIN_QKV]);
 	be->attention_fwd(io->att, io->lse, io->qkv, nb, K, H, D / H, mask, prefix);
 	if (io->mid != io->xin)
 		be->copy(io->mid, io->xin, (size_t)N * D * sizeof(float));
 	block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1, io->xa[LIN_PROJ]);
-	norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
+	aim_trunk_norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
 	block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0, io->xa[LIN_FC1]);
 	if (c->mlp == AIM_MLP_SWIGLU) {
 		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0, NULL);
@@ -705,9 +628,9 @@ static void embed_fwd(const aim_model *m, float *x, float *y, float *mean, float
 	const aim_config *c = &m->cfg;
 	int N = nb * K, P = c->channels * c->patch * c->patch;
 	m->be->patch_embed_fwd(y, patches, m->p.patch_w, m->p.patch_b, N, P, c->dim);
-	norm_fwd(m, x, mean, rstd, y, m->p.patch_ln_w, m->p.patch_ln_b, N);
+	aim_trunk_norm_fwd(m, x, mean, rstd, y, m->p.patch_ln_w, m->p.patch_ln_b, N);
 	if (m->st->nmasked) /* inference: one group holds the whole batch then */
-		put_mask_tokens(m, x);
+		aim_trunk_put_mask_tokens(m, x);
 	m->be->add_rows(x, pos_table(m), nb, (size_t)K * c->dim);
 }
 
@@ -740,7 +663,7 @@ static void embed(const aim_model *m, float *x, const float *patches, int b0, in
 }
 
 /* Where patch token k of sample b goes when prompts come first. */
-static int ensure_pidx(aim_model *m, int B, int Kp, int Np)
+int aim_trunk_ensure_pidx(aim_model *m, int B, int Kp, int Np)
 {
 	struct aim_model_state *s = m->st;
 	size_t n = (size_t)B * Kp;
@@ -794,14 +717,14 @@ static void infer_group(void *ctx, int g)
 	for (int l = 0; l <= j->last; l++) {
 		if (l > 0 && prompt_at(m, l))
 			put_prompts(m->be, x, prompt_at(m, l), nb, K, s->Np, D);
-		block_fwd(m, l, &io, nb, K, j->mask, prefix);
+		aim_trunk_block_fwd(m, l, &io, nb, K, j->mask, prefix);
 		if (s->kept[l])
 			m->be->copy(s->out[l] + r0 * D, x, (size_t)N * D * sizeof(float));
 	}
 	if (j->post_norm)
-		norm_fwd(m, s->normed + r0 * D, NULL, NULL, x, m->p.post_w, m->p.post_b, N);
+		aim_trunk_norm_fwd(m, s->normed + r0 * D, NULL, NULL, x, m->p.post_w, m->p.post_b,
+				   N);
 }
-
 
 int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int cols,
 		      const aim_forward_opts *o)
@@ -813,7 +736,7 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	for (int i = 0; i < m->nparams; i++)
 		if (!*m->info[i].slot)
 			return aim_error("model has no value for %s", m->info[i].name);
-	if (ensure_state(m) < 0)
+	if (aim_trunk_ensure_state(m) < 0)
 		return AIM_ERR;
 	struct aim_model_state *s = m->st;
 	int Np = aim_model_prompt_tokens(m), Kp = rows * cols;
@@ -849,8 +772,9 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	}
 	if (Np && (o->order || (o->mask_token && o->nmasked)))
 		return aim_error("prompt tokens with a sequence order or masked tokens are not supported");
-	if (ensure_pos(m, rows, cols, o->order) < 0 || alloc_acts(m, N, B, K, o->train, keep) < 0 ||
-	    keep_masked(m, o, N) < 0 || (Np && ensure_pidx(m, B, Kp, Np) < 0))
+	if (aim_trunk_ensure_pos(m, rows, cols, o->order) < 0 ||
+	    aim_trunk_alloc_acts(m, N, B, K, o->train, keep) < 0 ||
+	    aim_trunk_keep_masked(m, o, N) < 0 || (Np && aim_trunk_ensure_pidx(m, B, Kp, Np) < 0))
 		return AIM_ERR;
 	s->B = B; s->rows = rows; s->cols = cols; s->K = K; s->N = N;
 	s->Kp = Kp; s->Np = Np;
@@ -904,11 +828,11 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 		};
 		if (l > 0 && prompt_at(m, l))
 			put_prompts(be, s->res[l], prompt_at(m, l), B, K, Np, D);
-		block_fwd(m, l, &io, B, K, o->mask, prefix);
+		aim_trunk_block_fwd(m, l, &io, B, K, o->mask, prefix);
 	}
 	if (o->post_norm)
-		norm_fwd(m, s->normed, s->post_mean, s->post_rstd, s->res[last + 1], m->p.post_w,
-			 m->p.post_b, (int)N);
+		aim_trunk_norm_fwd(m, s->normed, s->post_mean, s->post_rstd, s->res[last + 1],
+				   m->p.post_w, m->p.post_b, (int)N);
 	return AIM_OK;
 }
 
@@ -946,14 +870,14 @@ const float *aim_model_normed(const aim_model *m)
 
 void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n)
 {
-	norm_fwd(m, y, NULL, NULL, x, m->p.post_w, m->p.post_b, (int)n);
+	aim_trunk_norm_fwd(m, y, NULL, NULL, x, m->p.post_w, m->p.post_b, (int)n);
 }
 
 /* ---- backward ----------------------------------------------------------- */
 
 /* dres holds dL/d(xout) of block l on entry, dL/d(xin) on return. The
  * norms' and the MLP's inputs are recomputed from the kept ones. */
-static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
+void aim_trunk_block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 {
 	struct aim_model_state *s = m->st;
 	const aim_backend *be = m->be;
@@ -976,7 +900,7 @@ static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 		dmlp = s->dm;
 	}
 	be->copy(s->dmid, dres, ND * sizeof(float));
-	norm_fwd(m, s->ln, NULL, NULL, mid, bp->ln2_w, bp->ln2_b, N);
+	aim_trunk_norm_fwd(m, s->ln, NULL, NULL, mid, bp->ln2_w, bp->ln2_b, N);
 	int glu = c->mlp == AIM_MLP_SWIGLU;
 	if (glu)
 		be->swiglu_fwd(s->h, s->fc1_l[l], s->fc3_l[l], NH);
@@ -994,19 +918,20 @@ static void block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 		be->gelu_bwd(s->dh2, s->dh1, s->fc1_l[l], NH);
 	}
 	block_linear_bwd(m, l, LIN_FC1, s->dtmp, s->dh2, s->ln, N, D, Hm);
-	norm_bwd(m, s->dmid, g_ln2_w, g_ln2_b, s->dtmp, mid, bp->ln2_w, s->mean2[l], s->rstd2[l],
-		 N);
+	aim_trunk_norm_bwd(m, s->dmid, g_ln2_w, g_ln2_b, s->dtmp, mid, bp->ln2_w, s->mean2[l],
+			   s->rstd2[l], N);
 	/* attention branch: mid = x + proj(attn(qkv(N1(x)))) */
 	be->zero(s->dtmp, ND * sizeof(float));
 	block_linear_bwd(m, l, LIN_PROJ, s->dtmp, s->dmid, s->att_l[l], N, D, D);
 	be->zero(s->dqkv, ND * 3 * sizeof(float));
 	be->attention_bwd(s->dqkv, s->dtmp, s->qkv_l[l], s->att_l[l], s->lse_l[l], B, K, H, D / H,
 			  s->mask, prefix);
-	norm_fwd(m, s->ln, NULL, NULL, xin, bp->ln1_w, bp->ln1_b, N);
+	aim_trunk_norm_fwd(m, s->ln, NULL, NULL, xin, bp->ln1_w, bp->ln1_b, N);
 	be->zero(s->dtmp, ND * sizeof(float));
 	block_linear_bwd(m, l, LIN_QKV, s->dtmp, s->dqkv, s->ln, N, D, 3 * D);
 	be->copy(dres, s->dmid, ND * sizeof(float));
-	norm_bwd(m, dres, g_ln1_w, g_ln1_b, s->dtmp, xin, bp->ln1_w, s->mean1[l], s->rstd1[l], N);
+	aim_trunk_norm_bwd(m, dres, g_ln1_w, g_ln1_b, s->dtmp, xin, bp->ln1_w, s->mean1[l],
+			   s->rstd1[l], N);
 }
 
 /* Every block's backward from the top one run down to block 0, then the
@@ -1031,7 +956,7 @@ static int backward_blocks(aim_model *m, const float *dy, const unsigned char *a
 			else
 				be->axpy(dres, scale, dy, ND);
 		}
-		block_bwd(m, l, B, K, prefix);
+		aim_trunk_block_bwd(m, l, B, K, prefix);
 		/* the prompt tokens entering this block: their gradient is
 		 * theirs, and nothing flows into the rows they replaced */
 		float *gp = prompt_grad_at(m, l);
@@ -1059,10 +984,10 @@ static int backward_blocks(aim_model *m, const float *dy, const unsigned char *a
 	/* masked rows carry the mask token instead of their patch (never with
 	 * prompts: demb is dres then) */
 	if (s->nmasked)
-		put_mask_tokens_bwd(m, dres);
+		aim_trunk_put_mask_tokens_bwd(m, dres);
 	be->zero(s->dtmp, (size_t)Mp * D * sizeof(float));
-	norm_bwd(m, s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, demb, s->patch_out, m->p.patch_ln_w,
-		 s->pmean, s->prstd, Mp);
+	aim_trunk_norm_bwd(m, s->dtmp, m->g.patch_ln_w, m->g.patch_ln_b, demb, s->patch_out,
+			   m->p.patch_ln_w, s->pmean, s->prstd, Mp);
 	be->patch_embed_bwd(m->g.patch_w, m->g.patch_b, s->dtmp, s->patches, Mp, P, D);
 	return AIM_OK;
 }
@@ -1088,9 +1013,9 @@ int aim_model_backward(aim_model *m, const float *dy, int dy_is_normed)
 	size_t ND = s->N * (size_t)m->cfg.dim;
 	be->zero(s->dres, ND * sizeof(float));
 	if (dy_is_normed)
-		norm_bwd(m, s->dres, m->frozen ? NULL : m->g.post_w, m->frozen ? NULL : m->g.post_b,
-			 dy, s->res[s->last_run + 1], m->p.post_w, s->post_mean, s->post_rstd,
-			 (int)s->N);
+		aim_trunk_norm_bwd(m, s->dres, m->frozen ? NULL : m->g.post_w,
+				   m->frozen ? NULL : m->g.post_b, dy, s->res[s->last_run + 1],
+				   m->p.post_w, s->post_mean, s->post_rstd, (int)s->N);
 	else
 		be->copy(s->dres, dy, ND * sizeof(float));
 	return backward_blocks(m, NULL, NULL, 0.0f);
@@ -1115,7 +1040,7 @@ int aim_model_set_tune(aim_model *m, struct aim_tune *t, int frozen)
 	m->tune = t;
 	m->frozen = frozen;
 	if (m->st)
-		drop_acts(m); /* the activation plan depends on the adaptation */
+		aim_trunk_drop_acts(m); /* the activation plan depends on the adaptation */
 	return AIM_OK;
 }
 
