@@ -1,5 +1,9 @@
 /* What the files of the trunk share among themselves (not an API: the
- * model's interface is model.h). */
+ * model's interface is model.h). model.c holds the parameters and the
+ * model's life; model_acts.c the forward's state (activation arena,
+ * position table, masked rows, prompt places); model_block.c the family's
+ * pieces and a block's forward and backward side by side; model_forward.c
+ * and model_backward.c the passes over the whole trunk. */
 #ifndef AIM_MODEL_INTERNAL_H
 #define AIM_MODEL_INTERNAL_H
 
