@@ -28,7 +28,7 @@ X=$(cd "$BUILD/bin" && pwd)/aim-extract
 [ -x /usr/bin/time ] || { echo "extract: /usr/bin/time missing, skipped"; exit 0; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cc -O2 -fopenmp $(pkg-config --cflags openblas) -o "$T/sgemm_peak" "$TOP/bench/sgemm_peak.c" \
-	$(pkg-config --libs openblas)
+	$(pkg-config --libs openblas) $(make -s -C "$TOP" ldlibs | grep -o -- '-ldnnl' | sed 's/-ldnnl/-DAIM_HAVE_DNNL=1 -ldnnl/')
 
 BF16=
 "$X" --version | grep -q "bf16 brg:" && BF16=1

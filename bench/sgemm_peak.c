@@ -1,14 +1,20 @@
-/* The OpenBLAS sgemm ceiling of this machine, measured the way the model
- * uses it: each OpenMP thread multiplies its own panel with OpenBLAS held at
- * one thread (as common/ops/ops_linear.c does), C[M,N] = A[M,K]·B[N,K]ᵀ with the
- * AIM-600M MLP shape (M = 512 tokens, N = 6144, K = 1536) by default.
- * Prints the best GFLOP/s of `reps` runs.
+/* The fp32 GEMM ceiling of this machine with the library aim's fp32
+ * products use (common/ops/gemm.h: oneDNN when built with it, -DAIM_HAVE_DNNL
+ * here, unless AIM_SGEMM=openblas), measured the way the model uses it:
+ * oneDNN's dnnl_sgemm on all threads, or OpenBLAS with each OpenMP thread
+ * multiplying its own panel, OpenBLAS held at one thread. C[M,N] =
+ * A[M,K]·B[N,K]ᵀ with the AIM-600M MLP shape (M = 512 tokens, N = 6144,
+ * K = 1536) by default. Prints the best GFLOP/s of `reps` runs.
  *   sgemm_peak [threads] [reps] [M N K] */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#ifdef AIM_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 void openblas_set_num_threads(int n);
 
@@ -32,14 +38,23 @@ int main(int argc, char **argv)
 		B[i] = (float)(i % 5) * 0.1f;
 	openblas_set_num_threads(1);
 	omp_set_num_threads(nt);
+	int dnnl = 0;
+#ifdef AIM_HAVE_DNNL
+	const char *lib = getenv("AIM_SGEMM");
+	dnnl = !lib || strcmp(lib, "openblas");
+#endif
 	double best = 0;
 	for (int r = 0; r < reps; r++) {
 		double t0 = now();
-		#pragma omp parallel
+#ifdef AIM_HAVE_DNNL
+		if (dnnl)
+			dnnl_sgemm('N', 'T', M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+#endif
+		#pragma omp parallel if (!dnnl)
 		{
 			int t = omp_get_thread_num(), n = omp_get_num_threads();
 			int chunk = (N / n + 15) / 16 * 16, a = t * chunk, b = a + chunk < N ? a + chunk : N;
-			if (a < b)
+			if (!dnnl && a < b)
 				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, b - a, K, 1.0f, A, K,
 					    B + (size_t)a * K, K, 0.0f, C + a, N);
 		}

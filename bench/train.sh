@@ -34,7 +34,7 @@ STEPS=${BENCH_STEPS:-5}
 $PYTHON -c 'import torch' 2>/dev/null || { echo "train: SKIP (no torch for $PYTHON)"; exit 0; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cc -O2 -fopenmp $(pkg-config --cflags openblas) -o "$T/sgemm_peak" "$AIM_TOP/bench/sgemm_peak.c" \
-	$(pkg-config --libs openblas)
+	$(pkg-config --libs openblas) $(make -s -C "$AIM_TOP" ldlibs | grep -o -- '-ldnnl' | sed 's/-ldnnl/-DAIM_HAVE_DNNL=1 -ldnnl/')
 
 flops_per_image() { # K P D depth W head_blocks
 	awk -v K=$1 -v P=$2 -v D=$3 -v L=$4 -v W=$5 -v N=$6 'BEGIN {

@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "cli.h"
 #include "dnnl_gemm.h"
+#include "gemm.h"
 #include "err.h"
 #include "ops_bf16.h"
 
@@ -146,8 +147,8 @@ const char *aim_backend_describe(void)
 			 aim_dnnl_isa(), aim_bf16_unavailable() ? "emulated" : k ? k : "native");
 	}
 	const aim_backend *cuda = load_cuda(-1, why, sizeof why);
-	snprintf(line, sizeof line, "cpu (%s%s, %d threads); cuda: %s", blas, dnnl,
-		 omp_get_max_threads(),
+	snprintf(line, sizeof line, "cpu (%s%s, fp32 GEMM %s, %d threads); cuda: %s", blas, dnnl,
+		 aim_sgemm_library_name(), omp_get_max_threads(),
 		 cuda ? (cuda->describe ? cuda->describe() : "available") : why);
 	return line;
 }

@@ -1,6 +1,6 @@
 /* The CPU backend: ops.h functions on host memory; the one place that
- * picks, per product, OpenBLAS or oneDNN (fp32) and the bf16 products of
- * ops_bf16.h (--precision bf16). */
+ * picks, per product, fp32 (whose library gemm.h fixes per process) or
+ * the bf16 products of ops_bf16.h (--precision bf16). */
 #include <malloc.h>
 #include <omp.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "blas_threads.h"
 #include "dnnl_gemm.h"
+#include "gemm.h"
 #include "ops_bf16.h"
 #include "train_loss.h"
 #include "train_optim.h"
@@ -100,6 +101,25 @@ static void cpu_linear_bwd(float *dx, float *dw, float *db, const float *dy, con
 		aim_linear_bwd(dx, dw, db, dy, x, w, M, in, out);
 }
 
+static void cpu_attention_fwd(float *out, float *lse, const float *qkv, int B, int K, int H,
+			      int hd, aim_mask_kind mask, const int *prefix)
+{
+	if (g_bf16)
+		aim_attention_fwd_bf16(out, lse, qkv, B, K, H, hd, mask, prefix);
+	else
+		aim_attention_fwd(out, lse, qkv, B, K, H, hd, mask, prefix);
+}
+
+static void cpu_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
+			      const float *lse, int B, int K, int H, int hd, aim_mask_kind mask,
+			      const int *prefix)
+{
+	if (g_bf16)
+		aim_attention_bwd_bf16(dqkv, dout, qkv, out, lse, B, K, H, hd, mask, prefix);
+	else
+		aim_attention_bwd(dqkv, dout, qkv, out, lse, B, K, H, hd, mask, prefix);
+}
+
 static void cpu_patch_embed_fwd(float *y, const float *patches, const float *w, const float *b,
 				int M, int P, int D)
 {
@@ -130,8 +150,8 @@ static const char *cpu_describe(void)
 			 omp_get_max_threads(), openblas_get_config(), dnnl,
 			 aim_dnnl_bf16_kernel() ? aim_dnnl_bf16_kernel() : "?");
 	else
-		snprintf(line, sizeof line, "CPU: %d threads, %s, %s, GEMM precision fp32",
-			 omp_get_max_threads(), openblas_get_config(), dnnl);
+		snprintf(line, sizeof line, "CPU: %d threads, %s, %s, GEMM precision fp32 (%s)",
+			 omp_get_max_threads(), openblas_get_config(), dnnl, aim_sgemm_library_name());
 	return line;
 }
 
@@ -171,8 +191,8 @@ static const aim_backend cpu = {
 	.gelu_bwd = aim_gelu_bwd,
 	.softmax_fwd = aim_softmax_fwd,
 	.softmax_bwd = aim_softmax_bwd,
-	.attention_fwd = aim_attention_fwd,
-	.attention_bwd = aim_attention_bwd,
+	.attention_fwd = cpu_attention_fwd,
+	.attention_bwd = cpu_attention_bwd,
 	.add_fwd = aim_add_fwd,
 	.add_rows = aim_add_rows,
 	.axpy = aim_axpy,

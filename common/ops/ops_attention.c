@@ -2,25 +2,39 @@
  * three masks AIM needs (bidirectional, causal, prefix-causal).
  *
  * Work is split over (sample, head, block of QB query rows). Each piece is
- * three or four small GEMMs run by OpenBLAS inside the OpenMP thread that
- * owns it (OpenBLAS held at one thread meanwhile), reading Q, K and V
- * straight from the qkv activations through their row stride 3·D — no
- * packing, no transposes — and writing the output through stride D.
+ * two (forward) or five (backward) small GEMMs run inside the OpenMP
+ * thread that owns it (gemm.h; OpenBLAS held at one thread meanwhile),
+ * reading Q, K and V straight from the qkv activations through their row
+ * stride 3·D — no packing, no transposes — and writing the output through
+ * stride D.
+ *
+ * bf16 (--precision bf16, ops_bf16.h): the same products with bf16
+ * operands through oneDNN, fp32 accumulation and results, when the
+ * sequence has at least BF16_MIN_KEYS tokens (below that a bf16 primitive
+ * call costs more than the fp32 product it replaces). Q, K, V and dO are
+ * rounded once per call, P and dS once per piece; the softmax, its
+ * log-sum-exp and dS = P ⊙ (dP − rowsum(dO ⊙ O)) stay fp32. The number
+ * of keys a piece multiplies is rounded up to a multiple of 32 (the
+ * probabilities past a row's limit are zero), so the causal and prefix
+ * masks make a few dozen primitive shapes, not one per prefix length.
  * Scores exist for one block of rows per thread: memory O(threads·QB·K),
  * never B·H·K·K. The backward recomputes the probabilities from the saved
  * log-sum-exp (as FlashAttention does) instead of storing them. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blas_threads.h"
+#include "dnnl_gemm.h"
+#include "gemm.h"
+#include "ops_bf16.h"
 #include "ops.h"
 #include "ops_math.h"
 
 
 #define QB 128 /* query rows per piece */
+#define BF16_MIN_KEYS 32
 
 /* Number of keys row i may see (keys 0 .. limit-1). */
 static inline int key_limit(int i, int K, aim_mask_kind mask, const int *prefix, int b)
@@ -82,47 +96,101 @@ static geometry geom(int B, int K, int H, int hd)
 	return g;
 }
 
-void aim_attention_fwd(float *out, float *lse, const float *qkv, int B, int K,
-		       int H, int hd, aim_mask_kind mask, const int *prefix)
+/* The keys a piece multiplies: Lmax, or in bf16 Lmax rounded up to 32. */
+static int keys_done(int Lmax, int K, int bf16)
+{
+	if (!bf16)
+		return Lmax;
+	int l = (Lmax + 31) / 32 * 32;
+	return l < K ? l : K;
+}
+
+/* bf16 copy of n floats (NULL when out of memory: the caller falls back
+ * to fp32, which gives the same result within bf16 tolerance). */
+static uint16_t *bf16_copy(const float *x, size_t n)
+{
+	uint16_t *h = malloc(sizeof(uint16_t) * (n ? n : 1));
+	if (h)
+		aim_bf16_convert(h, x, n);
+	return h;
+}
+
+/* C[M,N] (=, or += with acc) alpha · op(A) op(B): the fp32 operands, or,
+ * when Ah/Bh are given, their bf16 copies at the same offsets (alpha is
+ * then 1: the callers fold their scale in elsewhere). */
+static void product(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+		    const uint16_t *Ah, int lda, const float *B, const uint16_t *Bh, int ldb,
+		    int acc, float *C, int ldc)
+{
+	if (Ah && Bh)
+		aim_dnnl_gemm(AIM_GEMM_BF16, ta, tb, M, N, K, Ah, lda, Bh, ldb, NULL, acc, C, ldc);
+	else
+		aim_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, acc ? 1.0f : 0.0f, C, ldc);
+}
+
+static void attention_fwd(float *out, float *lse, const float *qkv, int B, int K, int H,
+			  int hd, aim_mask_kind mask, const int *prefix, int bf16)
 {
 	geometry g = geom(B, K, H, hd);
 	const float scale = 1.0f / sqrtf((float)hd);
+	uint16_t *qkvh = bf16 ? bf16_copy(qkv, (size_t)B * K * g.stride) : NULL;
+	bf16 = qkvh != NULL;
 	int held = aim_blas_hold_single();
 	#pragma omp parallel
 	{
 		float *s = malloc(sizeof(float) * QB * (size_t)K);
+		uint16_t *ph = bf16 ? malloc(sizeof(uint16_t) * QB * (size_t)K) : NULL;
 		#pragma omp for schedule(dynamic)
 		for (int piece = 0; piece < g.pieces; piece++) {
 			int b = piece / (H * g.nq), h = piece / g.nq % H, i0 = piece % g.nq * QB;
 			int n = K - i0 < QB ? K - i0 : QB;
-			int Lmax = key_limit(i0 + n - 1, K, mask, prefix, b);
-			const float *base = qkv + (size_t)b * K * g.stride + (size_t)h * hd;
-			const float *q = base + (size_t)i0 * g.stride, *k = base + g.D, *v = base + 2 * g.D;
-			/* S = scale · Q Kᵀ over the keys any row of the piece sees */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Lmax, hd, scale, q,
-				    (int)g.stride, k, (int)g.stride, 0.0f, s, Lmax);
+			int Lmax = keys_done(key_limit(i0 + n - 1, K, mask, prefix, b), K, bf16);
+			size_t off = (size_t)b * K * g.stride + (size_t)h * hd;
+			size_t qo = off + (size_t)i0 * g.stride, ko = off + g.D, vo = off + 2 * g.D;
+			const uint16_t *qh = qkvh ? qkvh + qo : NULL, *kh = qkvh ? qkvh + ko : NULL;
+			/* S = scale · Q Kᵀ over the keys any row of the piece sees
+			 * (in bf16 the scale is applied to the fp32 scores) */
+			product(0, 1, n, Lmax, hd, scale, qkv + qo, qh, (int)g.stride, qkv + ko, kh,
+				(int)g.stride, 0, s, Lmax);
 			for (int r = 0; r < n; r++) {
+				float *row = s + (size_t)r * Lmax;
 				int L = key_limit(i0 + r, K, mask, prefix, b);
-				float l = softmax_row(s + (size_t)r * Lmax, L, Lmax);
+				if (bf16) {
+					#pragma omp simd
+					for (int j = 0; j < L; j++)
+						row[j] *= scale;
+				}
+				float l = softmax_row(row, L, Lmax);
 				if (lse)
 					lse[((size_t)b * H + h) * K + i0 + r] = l;
 			}
+			if (bf16)
+				aim_bf16_convert(ph, s, (size_t)n * Lmax);
 			/* O = P V, written into the token-major output */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, Lmax, 1.0f, s, Lmax,
-				    v, (int)g.stride, 0.0f,
-				    out + ((size_t)b * K + i0) * g.D + (size_t)h * hd, (int)g.D);
+			product(0, 0, n, hd, Lmax, 1.0f, s, ph, Lmax, qkv + vo, qkvh ? qkvh + vo : NULL,
+				(int)g.stride, 0, out + ((size_t)b * K + i0) * g.D + (size_t)h * hd,
+				(int)g.D);
 		}
 		free(s);
+		free(ph);
 	}
 	aim_blas_release(held);
+	free(qkvh);
 }
 
-void aim_attention_bwd(float *dqkv, const float *dout, const float *qkv,
-		       const float *out, const float *lse, int B, int K, int H,
-		       int hd, aim_mask_kind mask, const int *prefix)
+static void attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
+			  const float *lse, int B, int K, int H, int hd, aim_mask_kind mask,
+			  const int *prefix, int bf16)
 {
 	geometry g = geom(B, K, H, hd);
 	const float scale = 1.0f / sqrtf((float)hd);
+	uint16_t *qkvh = bf16 ? bf16_copy(qkv, (size_t)B * K * g.stride) : NULL;
+	uint16_t *douth = qkvh ? bf16_copy(dout, (size_t)B * K * g.D) : NULL;
+	if (!douth) {
+		free(qkvh);
+		qkvh = NULL;
+	}
+	bf16 = douth != NULL;
 	int held = aim_blas_hold_single();
 	/* Pieces of one (sample, head) all add into that head's dK and dV, so
 	 * a thread takes a whole (sample, head) and walks its query blocks. */
@@ -130,44 +198,92 @@ void aim_attention_bwd(float *dqkv, const float *dout, const float *qkv,
 	{
 		float *p = malloc(sizeof(float) * QB * (size_t)K);
 		float *ds = malloc(sizeof(float) * QB * (size_t)K);
+		uint16_t *ph = bf16 ? malloc(sizeof(uint16_t) * QB * (size_t)K) : NULL;
+		uint16_t *dsh = bf16 ? malloc(sizeof(uint16_t) * QB * (size_t)K) : NULL;
 		#pragma omp for schedule(dynamic)
 		for (int bh = 0; bh < B * H; bh++) {
 			int b = bh / H, h = bh % H;
-			const float *base = qkv + (size_t)b * K * g.stride + (size_t)h * hd;
-			float *dbase = dqkv + (size_t)b * K * g.stride + (size_t)h * hd;
-			const float *k = base + g.D, *v = base + 2 * g.D;
+			size_t off = (size_t)b * K * g.stride + (size_t)h * hd;
+			size_t ko = off + g.D, vo = off + 2 * g.D;
+			const float *k = qkv + ko, *v = qkv + vo;
+			const uint16_t *kh = bf16 ? qkvh + ko : NULL, *vh = bf16 ? qkvh + vo : NULL;
+			float *dbase = dqkv + off;
 			float *dk = dbase + g.D, *dv = dbase + 2 * g.D;
 			int ld = (int)g.stride;
 			for (int i0 = 0; i0 < K; i0 += QB) {
 				int n = K - i0 < QB ? K - i0 : QB;
-				int Lmax = key_limit(i0 + n - 1, K, mask, prefix, b);
-				const float *q = base + (size_t)i0 * g.stride;
-				const float *o = out + ((size_t)b * K + i0) * g.D + (size_t)h * hd;
-				const float *dO = dout + ((size_t)b * K + i0) * g.D + (size_t)h * hd;
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Lmax, hd, scale, q, ld,
-					    k, ld, 0.0f, p, Lmax);
-				for (int r = 0; r < n; r++)
-					probs_row(p + (size_t)r * Lmax,
-						  lse[((size_t)b * H + h) * K + i0 + r],
-						  key_limit(i0 + r, K, mask, prefix, b), Lmax);
+				int Lmax = keys_done(key_limit(i0 + n - 1, K, mask, prefix, b), K, bf16);
+				size_t qo = off + (size_t)i0 * g.stride;
+				size_t oo = ((size_t)b * K + i0) * g.D + (size_t)h * hd;
+				const float *q = qkv + qo, *o = out + oo, *dO = dout + oo;
+				const uint16_t *qh = bf16 ? qkvh + qo : NULL;
+				const uint16_t *dOh = bf16 ? douth + oo : NULL;
+				/* P again from the scores and the saved log-sum-exp */
+				product(0, 1, n, Lmax, hd, scale, q, qh, ld, k, kh, ld, 0, p, Lmax);
+				for (int r = 0; r < n; r++) {
+					float *row = p + (size_t)r * Lmax;
+					int L = key_limit(i0 + r, K, mask, prefix, b);
+					if (bf16) {
+						#pragma omp simd
+						for (int j = 0; j < L; j++)
+							row[j] *= scale;
+					}
+					probs_row(row, lse[((size_t)b * H + h) * K + i0 + r], L, Lmax);
+				}
+				if (bf16)
+					aim_bf16_convert(ph, p, (size_t)n * Lmax);
 				/* dV += Pᵀ dO */
-				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Lmax, hd, n, 1.0f, p, Lmax,
-					    dO, (int)g.D, 1.0f, dv, ld);
+				product(1, 0, Lmax, hd, n, 1.0f, p, ph, Lmax, dO, dOh, (int)g.D, 1, dv, ld);
 				/* dP = dO Vᵀ, then dS = P ⊙ (dP − rowsum(dO ⊙ O)) */
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Lmax, hd, 1.0f, dO,
-					    (int)g.D, v, ld, 0.0f, ds, Lmax);
+				product(0, 1, n, Lmax, hd, 1.0f, dO, dOh, (int)g.D, v, vh, ld, 0, ds, Lmax);
 				for (int r = 0; r < n; r++)
 					dscores_row(ds + (size_t)r * Lmax, p + (size_t)r * Lmax,
 						    dO + (size_t)r * g.D, o + (size_t)r * g.D, hd, Lmax);
+				if (bf16) { /* the scale goes into dS before its rounding */
+					size_t nn = (size_t)n * Lmax;
+					#pragma omp simd
+					for (size_t j = 0; j < nn; j++)
+						ds[j] *= scale;
+					aim_bf16_convert(dsh, ds, nn);
+				}
 				/* dQ += scale · dS K ; dK += scale · dSᵀ Q */
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, Lmax, scale, ds,
-					    Lmax, k, ld, 1.0f, dbase + (size_t)i0 * g.stride, ld);
-				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Lmax, hd, n, scale, ds,
-					    Lmax, q, ld, 1.0f, dk, ld);
+				product(0, 0, n, hd, Lmax, scale, ds, dsh, Lmax, k, kh, ld, 1,
+					dbase + (size_t)i0 * g.stride, ld);
+				product(1, 0, Lmax, hd, n, scale, ds, dsh, Lmax, q, qh, ld, 1, dk, ld);
 			}
 		}
 		free(p);
 		free(ds);
+		free(ph);
+		free(dsh);
 	}
 	aim_blas_release(held);
+	free(qkvh);
+	free(douth);
+}
+
+void aim_attention_fwd(float *out, float *lse, const float *qkv, int B, int K, int H, int hd,
+		       aim_mask_kind mask, const int *prefix)
+{
+	attention_fwd(out, lse, qkv, B, K, H, hd, mask, prefix, 0);
+}
+
+void aim_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
+		       const float *lse, int B, int K, int H, int hd, aim_mask_kind mask,
+		       const int *prefix)
+{
+	attention_bwd(dqkv, dout, qkv, out, lse, B, K, H, hd, mask, prefix, 0);
+}
+
+void aim_attention_fwd_bf16(float *out, float *lse, const float *qkv, int B, int K, int H,
+			    int hd, aim_mask_kind mask, const int *prefix)
+{
+	attention_fwd(out, lse, qkv, B, K, H, hd, mask, prefix, K >= BF16_MIN_KEYS);
+}
+
+void aim_attention_bwd_bf16(float *dqkv, const float *dout, const float *qkv, const float *out,
+			    const float *lse, int B, int K, int H, int hd, aim_mask_kind mask,
+			    const int *prefix)
+{
+	attention_bwd(dqkv, dout, qkv, out, lse, B, K, H, hd, mask, prefix, K >= BF16_MIN_KEYS);
 }

@@ -5,8 +5,11 @@
  * products of the linear layers and the patch embedding, forward and
  * backward, round both operands to bf16 (round to nearest even) and
  * accumulate and write fp32; biases are added in fp32. Master weights,
- * gradients, LayerNorm, softmax, GELU, the attention (on the CPU a
- * row-at-a-time loop, not a GEMM), the loss and AdamW stay fp32.
+ * gradients, LayerNorm, RMSNorm, softmax, GELU, SwiGLU, the loss and AdamW
+ * stay fp32. On the CPU the attention's score and value products (Q Kᵀ,
+ * P V and their backward) are GEMMs too and take bf16 operands likewise
+ * for sequences of 32 tokens or more (ops_attention.c); CUDA's attention
+ * is one fused fp32 kernel.
  *
  * Weights: the bf16 copy of a weight tensor is made on its first product
  * and kept, keyed by the fp32 tensor's address, until that memory is
@@ -24,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "ops.h"
 
 /* NULL when the CPU can run bf16 products natively, else why not
  * ("this build has no oneDNN ...", "oneDNN only emulates bf16 on this CPU
@@ -61,6 +66,11 @@ void aim_linear_fwd_acc_bf16(float *y, const float *x, const float *w, const flo
 			     int M, int in, int out);
 void aim_linear_bwd_bf16(float *dx, float *dw, float *db, const float *dy,
 			 const float *x, const float *w, int M, int in, int out);
+void aim_attention_fwd_bf16(float *out, float *lse, const float *qkv, int B, int K, int H,
+			    int hd, aim_mask_kind mask, const int *prefix);
+void aim_attention_bwd_bf16(float *dqkv, const float *dout, const float *qkv, const float *out,
+			    const float *lse, int B, int K, int H, int hd, aim_mask_kind mask,
+			    const int *prefix);
 void aim_patch_embed_fwd_bf16(float *y, const float *patches, const float *w,
 			      const float *b, int M, int P, int D);
 void aim_patch_embed_bwd_bf16(float *dw, float *db, const float *dy, const float *patches,

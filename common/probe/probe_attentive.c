@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "gemm.h"
 #include "probe_head.h"
 #include "probe_parts.h"
 
@@ -122,12 +123,12 @@ int aim_head_attentive_fwd(const aim_head *h, aim_head_cache *c, const float *xh
 			for (int d = 0; d < D; d++)
 				c->keyvec[(size_t)r * D + d] *= bn_rstd[d];
 	/* scores [QH, B·K] = keyvec · x̂ᵀ, then softmax over each sample's K */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, QH, (int)BK, D, 1.0f,
+	aim_sgemm(0, 1, QH, (int)BK, D, 1.0f,
 		    c->keyvec, D, xhat, D, 0.0f, c->attn, (int)BK);
 	softmax_rows(c->attn, (int64_t)QH * B, K);
 	/* pool[b] [QH, D] = A_b [QH, K] · x̂_b [K, D] */
 	for (int64_t b = 0; b < B; b++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, QH, D, (int)K, 1.0f,
+		aim_sgemm(0, 0, QH, D, (int)K, 1.0f,
 			    c->attn + b * K, (int)BK, xhat + b * K * D, D, 0.0f,
 			    c->pool + b * QH * D, D);
 	if (bn_rstd) {
@@ -142,7 +143,7 @@ int aim_head_attentive_fwd(const aim_head *h, aim_head_cache *c, const float *xh
 	if (!o)
 		return aim_error("head: out of memory");
 	for (int hh = 0; hh < H; hh++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(B * Q), hd, D, 1.0f,
+		aim_sgemm(0, 1, (int)(B * Q), hd, D, 1.0f,
 			    c->pool + (size_t)hh * D, H * D, h->wv + (size_t)hh * hd * D, D, 0.0f,
 			    o + (size_t)hh * hd, D);
 	for (int64_t b = 0; b < B; b++)
@@ -181,16 +182,16 @@ int aim_head_attentive_bwd(const aim_head *h, const aim_head_cache *c, const flo
 				dout[(b * Q + q) * D + d] = dz[b * D + d] / (float)Q;
 	for (int hh = 0; hh < H; hh++) {
 		/* dW_v,h += dout_hᵀ · pool_h ; dpool_h = dout_h · W_v,h */
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hd, D, (int)(B * Q), 1.0f,
+		aim_sgemm(1, 0, hd, D, (int)(B * Q), 1.0f,
 			    dout + (size_t)hh * hd, D, c->pool + (size_t)hh * D, H * D, 1.0f,
 			    dwv + (size_t)hh * hd * D, D);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(B * Q), D, hd, 1.0f,
+		aim_sgemm(0, 0, (int)(B * Q), D, hd, 1.0f,
 			    dout + (size_t)hh * hd, D, h->wv + (size_t)hh * hd * D, D, 0.0f,
 			    dpool + (size_t)hh * D, H * D);
 	}
 	/* dA_b [QH, K] = dpool_b · x̂_bᵀ ; then through the softmax */
 	for (int64_t b = 0; b < B; b++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, QH, (int)K, D, 1.0f,
+		aim_sgemm(0, 1, QH, (int)K, D, 1.0f,
 			    dpool + b * QH * D, D, xhat + b * K * D, D, 0.0f, ds + b * K, (int)BK);
 #pragma omp parallel for schedule(static) if (QH * BK > AIM_PAR_MIN)
 	for (int64_t r = 0; r < (int64_t)QH * B; r++) {
@@ -204,16 +205,16 @@ int aim_head_attentive_bwd(const aim_head *h, const aim_head_cache *c, const flo
 			g[i] = a[i] * (g[i] - (float)dot);
 	}
 	/* dkeyvec [QH, D] = dS · x̂ */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, QH, D, (int)BK, 1.0f, ds, (int)BK,
+	aim_sgemm(0, 0, QH, D, (int)BK, 1.0f, ds, (int)BK,
 		    xhat, D, 0.0f, dkv, D);
 	keyvec_bwd(h, dkv, dcls, dwk);
 	if (dxhat) {
 		/* dx̂_b += A_bᵀ · dpool_b (values) ; dx̂ += dSᵀ · keyvec (keys) */
 		for (int64_t b = 0; b < B; b++)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, D, QH, 1.0f,
+			aim_sgemm(1, 0, (int)K, D, QH, 1.0f,
 				    c->attn + b * K, (int)BK, dpool + b * QH * D, D, 1.0f,
 				    dxhat + b * K * D, D);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)BK, D, QH, 1.0f, ds,
+		aim_sgemm(1, 0, (int)BK, D, QH, 1.0f, ds,
 			    (int)BK, c->keyvec, D, 1.0f, dxhat, D);
 	}
 	free(dout), free(dpool), free(ds), free(dkv);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "gemm.h"
 #include "tensor.h"
 
 /* ---- configuration, allocation, initialisation ------------------------- */
@@ -289,7 +290,7 @@ int aim_head_to_record(const aim_head *h, aim_record *r)
 static void classifier_fwd(const aim_head *h, const float *z, int64_t B, float *logits)
 {
 	int D = h->cfg.dim, C = h->cfg.classes;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, C, D, 1.0f, z, D, h->wlin, D,
+	aim_sgemm(0, 1, (int)B, C, D, 1.0f, z, D, h->wlin, D,
 		    0.0f, logits, C);
 	if (h->blin)
 		for (int64_t b = 0; b < B; b++)
@@ -302,7 +303,7 @@ static void classifier_bwd(const aim_head *h, const float *z, int64_t B, const f
 			   float *grad, float *dz)
 {
 	int D = h->cfg.dim, C = h->cfg.classes;
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, D, (int)B, 1.0f, dlogits, C, z, D,
+	aim_sgemm(1, 0, C, D, (int)B, 1.0f, dlogits, C, z, D,
 		    1.0f, grad + (h->wlin - h->params), D);
 	if (h->blin) {
 		float *db = grad + (h->blin - h->params);
@@ -310,7 +311,7 @@ static void classifier_bwd(const aim_head *h, const float *z, int64_t B, const f
 			for (int j = 0; j < C; j++)
 				db[j] += dlogits[b * C + j];
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, D, C, 1.0f, dlogits, C,
+	aim_sgemm(0, 0, (int)B, D, C, 1.0f, dlogits, C,
 		    h->wlin, D, 0.0f, dz, D);
 }
 

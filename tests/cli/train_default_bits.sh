@@ -11,7 +11,8 @@
 # A digest covers every tensor of the final checkpoint (trunk, pixel head,
 # AdamW moments, as aim-tensor to-npy writes them) and the loss, gradient
 # norm and validation loss of every logged step.
-set -eu
+# The digests were recorded with OpenBLAS as the fp32 GEMM (gemm.h).
+export AIM_SGEMM=openblas
 $PYTHON -c 'import numpy' 2>/dev/null || { echo "no numpy for $PYTHON"; exit 77; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 REF="$AIM_TOP/tests/ref/train_ref.py"
