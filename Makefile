@@ -19,7 +19,7 @@ DESTDIR ?=
 CC ?= cc
 SAN ?= 0
 
-PKGS := libzstd zlib libpng libjpeg libwebp libwebpdemux jansson libarchive libzip openblas
+PKGS := libzstd zlib libpng libjpeg libwebp libwebpdemux libtiff-4 jansson libarchive libzip openblas
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS),)

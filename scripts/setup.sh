@@ -6,7 +6,7 @@
 #   scripts/setup.sh demo     only what the Fashion-MNIST demo needs (no PyTorch)
 set -eu
 BUILD="build-essential pkg-config make
-libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libzstd-dev libopenblas-dev
+libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libtiff-dev libzstd-dev libopenblas-dev
 libjansson-dev libarchive-dev libzip-dev libopenmpi-dev openmpi-bin libdnnl-dev"
 DEMO="python3 dataset-fashion-mnist"
 TESTS="clang libclang-rt-14-dev zstd util-linux

@@ -17,6 +17,7 @@ int aim_decode_png(const uint8_t *data, size_t len, int channels, int64_t max_pi
 int aim_decode_webp(const uint8_t *data, size_t len, int channels, int64_t max_pixels, aim_image *out);
 int aim_decode_gif(const uint8_t *data, size_t len, int channels, int64_t max_pixels, aim_image *out);
 int aim_decode_bmp(const uint8_t *data, size_t len, int channels, int64_t max_pixels, aim_image *out);
+int aim_decode_tiff(const uint8_t *data, size_t len, int channels, int64_t max_pixels, aim_image *out);
 int aim_decode_pnm(const uint8_t *data, size_t len, int channels, int64_t max_pixels, aim_image *out);
 
 /* Refuse sizes Pillow refuses (not positive) and those over max_pixels

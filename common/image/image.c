@@ -72,6 +72,7 @@ int aim_image_decode(const void *data, size_t len, int channels, int64_t max_pix
 	} decoders[] = {
 		{"JPEG", aim_decode_jpeg}, {"PNG", aim_decode_png}, {"GIF", aim_decode_gif},
 		{"WebP", aim_decode_webp}, {"BMP", aim_decode_bmp}, {"PNM", aim_decode_pnm},
+		{"TIFF", aim_decode_tiff},
 	};
 	out->px = NULL;
 	out->w = out->h = out->c = 0;

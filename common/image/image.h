@@ -13,6 +13,8 @@
  *   BMP:  1/4/8-bit palette, 16/24/32 bits, RLE8/RLE4, bit fields.
  *   PPM/PGM/PBM: raw and plain, any maxval, Pillow's P0CMYK/PyP/PyRGBA/
  *         PyCMYK.
+ *   TIFF: the first page; every mode of Pillow's table but LAB, every
+ *         compression libtiff decodes (decode_tiff.c).
  * The conversions to RGB and L are Pillow's (pilmode.h). No gamma, ICC
  * profile or EXIF orientation is applied (Pillow applies none). The format
  * is recognised by its signature, as Pillow's plugins do, not by a name.
@@ -37,8 +39,8 @@ typedef struct {
 #define AIM_IMAGE_DEFAULT_MAX_PIXELS 178956970LL
 
 /* Name of the format recognised from the first bytes ("JPEG", "PNG",
- * "WebP", "GIF", "BMP", "PNM", or for formats we do not decode "TIFF",
- * "JPEG 2000"), or NULL if unknown. */
+ * "WebP", "GIF", "BMP", "PNM", "TIFF", or "JPEG 2000", which we do not
+ * decode), or NULL if unknown. */
 const char *aim_image_sniff(const void *data, size_t len);
 
 /* Decode an image held in memory. channels: 1 or 3. max_pixels: refuse

@@ -55,7 +55,7 @@ done
 grep -q "truncated.jpg: JPEG: file is truncated" "$T/err" || fail "truncated JPEG reason"
 grep -q "big.png: .*exceeds the limit" "$T/err" || fail "pixel limit reason"
 grep -q "image.bmp: BMP: unsupported header type (0)" "$T/err" || fail "BMP reason"
-grep -q "image.tif: unsupported image format TIFF" "$T/err" || fail "TIFF reason"
+grep -q "image.tif: TIFF: cannot read the first directory" "$T/err" || fail "TIFF reason"
 grep -q "notimage.jpg: unknown image format" "$T/err" || fail "unknown format reason"
 grep -q "missing.png: No such file or directory" "$T/err" || fail "missing file reason"
 grep -q "3 images written, 9 skipped" "$T/err" || fail "summary"

@@ -15,8 +15,8 @@
   patchify_ref.py count STREAM        number of samples and their ids
   patchify_ref.py epochs STREAM N     epochs 0..N-1 each hold every id once,
                                       in differing orders
-  patchify_ref.py gen-formats DIR     every mode of PPM/PGM/PBM, GIF, WebP,
-                                      BMP and TIFF that Pillow reads
+  patchify_ref.py gen-formats DIR     every mode of PPM/PGM/PBM, GIF, WebP
+                                      and BMP that Pillow reads (TIFF: tiff_ref.py)
   patchify_ref.py gen-tar SRC OUT EXP WebDataset shards of SRC's images
   patchify_ref.py labels-tar STREAM EXP   labels equal the shards' KEY.cls
   patchify_ref.py gen-damaged DIR     PNGs and JPEGs damaged as real corpora
@@ -619,8 +619,8 @@ def gen_bmp(f, rng):
 
 
 def cmd_gen_formats(root):
-    """Every mode Pillow reads for PPM/PGM/PBM, GIF and WebP (later BMP and
-    TIFF), written by Pillow where it writes them and by hand otherwise;
+    """Every mode Pillow reads for PPM/PGM/PBM, GIF, WebP and BMP (TIFF:
+    tiff_ref.py), written by Pillow where it writes them and by hand otherwise;
     each name says what it holds."""
     rng = np.random.default_rng(99)
     os.makedirs(root, exist_ok=True)
