@@ -14,6 +14,11 @@
 #
 # Environment:
 #   MINUTES       pretraining budget of each variant (default 3)
+#   STEPS         instead, the same number of optimizer steps for every
+#                 variant (fair on a machine shared with other work, where
+#                 minutes buy each variant a different amount of compute)
+#   PRECISION     pretraining products, fp32 or bf16 (default bf16 where the
+#                 CPU has native bf16, as examples/fmnist.sh)
 #   IMAGES        use only the first N images of each split (default: all
 #                 60,000 / 10,000), for a quick check of the script
 #   PROBE_EPOCHS  attentive-probe epochs (default 10)
@@ -27,10 +32,17 @@ MINUTES=${MINUTES:-3}
 IMAGES=${IMAGES:-}
 PROBE_EPOCHS=${PROBE_EPOCHS:-10}
 THREADS=${THREADS:-$(nproc)}
+STEPS=${STEPS:-}
 VARIANTS=${VARIANTS:-"raster spiral checkerboard random causal causal-bidir head-none head-transformer masked-50 masked-75"}
 "$TOP/scripts/setup.sh" demo
 make -C "$TOP" -s -j"$THREADS" >&2
 B="$TOP/build/bin"
+if [ -z "${PRECISION:-}" ]; then
+	PRECISION=fp32
+	"$B/aim-train" --version | grep -q "bf16 brg:" && PRECISION=bf16
+fi
+if [ -n "$STEPS" ]; then budget="--steps $STEPS" what="$STEPS steps"
+else budget="--minutes $MINUTES" what="$MINUTES minutes"; fi
 mkdir -p "$OUT"
 cd "$OUT"
 start=$(date +%s)
@@ -74,19 +86,20 @@ paper() {
 }
 
 # The fmnist demo's small AIM (dim 192, depth 6, 1-block pixel head).
-T="--dim 192 --depth 6 --heads 3 --batch 128 --lr 1.5e-3 --save-every 1000000 --threads $THREADS -q"
+T="--dim 192 --depth 6 --heads 3 --batch 128 --lr 1.5e-3 --save-every 1000000 --threads $THREADS
+   --precision $PRECISION -q"
 for v in $VARIANTS; do
 	opts=$(options "$v")
 	run=run-$v
 	[ "$v" = causal-bidir ] && run=run-causal
 	if [ ! -f "$run/done" ]; then
-		say "$v: pretraining for $MINUTES minutes (aim-train $opts)"
+		say "$v: pretraining for $what in $PRECISION (aim-train $opts)"
 		rm -rf "$run"
 		head=""
 		case $v in head-none) ;; *) head="--head-blocks 1" ;; esac
 		"$B/aim-patchify" $P --transform train --scale 0.6,1 --epochs 1000 --shuffle --seed 1 \
 			"$data/train" |
-			"$B/aim-train" $T $head $opts --minutes "$MINUTES" --val val.aimt -o "$run"
+			"$B/aim-train" $T $head $opts $budget --val val.aimt -o "$run"
 		touch "$run/done"
 	fi
 	ckpt=$(ls "$run"/step-*.safetensors | tail -n 1)
@@ -106,7 +119,7 @@ done
 
 say "table"
 {
-	echo "Fashion-MNIST, patch 4 (49 patches), $MINUTES minutes of pretraining per variant," \
+	echo "Fashion-MNIST, patch 4 (49 patches), $what of $PRECISION pretraining per variant," \
 		"attentive probe ($PROBE_EPOCHS epochs) on frozen features, ${IMAGES:-all} images per split"
 	printf '%-18s %-18s %-16s %s\n' variant "pretraining loss" "attentive top-1" \
 		"paper (AIM-0.6B, IN-1k, attentive)"
