@@ -6,26 +6,23 @@
  * (each sample's pixels depend only on its bytes, and its augmentation
  * only on seed, epoch and id), cut them into patches and write one record
  * per batch. Bad images are named, skipped and counted. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "fileio.h"
 #include "image.h"
+#include "imgbatch.h"
 #include "imgsrc.h"
 #include "imgstamp.h"
 #include "manifest.h"
 #include "labels.h"
 #include "stream.h"
+#include "stream_thread.h"
 #include "transform.h"
 
 static const char usage[] =
@@ -121,45 +118,27 @@ typedef struct {
 	int ninputs;
 } options;
 
-/* The published preprocessing of each family (aim-v1: the release's
- * val transforms; AIMv2: the checkpoints' preprocessor_config.json,
- * CLIPImageProcessor: bicubic resize of the shorter side to R, centre crop
- * R, CLIP mean/std), patch 14. The resize follows the crop fraction:
- * AIM v1's ceil(S / 0.875), AIMv2's S (fraction 1), also for an explicit
- * --size. */
-static const struct {
-	const char *name;
-	int size, full; /* full: crop fraction 1 */
-	double mean[3], std[3];
-} presets[] = {
-	{"aim-v1", 224, 0, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}},
-	{"aimv2-224", 224, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
-	{"aimv2-336", 336, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
-	{"aimv2-448", 448, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
-};
-
-/* Fill what the command line left unset from --preset NAME. */
+/* Fill what the command line left unset from --preset NAME (the resize
+ * follows the preset's crop fraction, also for an explicit --size). */
 static void apply_preset(options *o)
 {
-	int i, n = (int)(sizeof presets / sizeof presets[0]);
-	for (i = 0; i < n && strcmp(presets[i].name, o->preset); i++)
-		;
-	if (i == n)
+	const aim_preset *p = aim_preset_find(o->preset);
+	if (!p)
 		aim_usage_error("--preset: expected aim-v1, aimv2-224, aimv2-336 or aimv2-448, not '%s'",
 				o->preset);
 	if (o->channels != 3)
 		aim_usage_error("--preset %s is for RGB images (--channels 3)", o->preset);
 	if (!o->size_set)
-		o->size = presets[i].size;
-	if (!o->resize && !o->train && presets[i].full)
+		o->size = p->size;
+	if (!o->resize && !o->train && p->full)
 		o->resize = o->size;
 	if (!o->nmean) {
 		o->nmean = 3;
-		memcpy(o->mean, presets[i].mean, sizeof o->mean);
+		memcpy(o->mean, p->mean, sizeof o->mean);
 	}
 	if (!o->nstd) {
 		o->nstd = 3;
-		memcpy(o->std, presets[i].std, sizeof o->std);
+		memcpy(o->std, p->std, sizeof o->std);
 	}
 }
 
@@ -379,129 +358,7 @@ static void build_listing(const options *o, aim_imglist *l)
 		aim_die("%s", aim_errmsg());
 }
 
-/* ---- one batch ------------------------------------------------------------- */
-
-typedef struct {
-	int64_t item;
-	uint8_t *data; /* tar member bytes, or NULL: read the file */
-	size_t len;
-	int ok;
-	char err[400];
-	aim_train_draw draw;
-} slot;
-
-static int read_whole_file(const char *path, uint8_t **data, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return aim_error("%s", strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
-		close(fd);
-		return aim_error("%s", strerror(e));
-	}
-	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16;
-	size_t n = 0;
-	uint8_t *b = malloc(cap);
-	for (;;) {
-		if (!b) {
-			close(fd);
-			return aim_error("out of memory");
-		}
-		ssize_t got = read(fd, b + n, cap - n);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			free(b);
-			close(fd);
-			return aim_error("%s", strerror(e));
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		if (n == cap) {
-			cap *= 2;
-			uint8_t *nb = realloc(b, cap);
-			if (!nb)
-				free(b);
-			b = nb;
-		}
-	}
-	close(fd);
-	*data = b;
-	*len = n;
-	return AIM_OK;
-}
-
-/* [S, S, C] interleaved pixels to K patches of C*p*p values ordered channel,
- * row, column; patches in raster order. */
-static void cut_patches(const uint8_t *img, int S, int C, int p, uint8_t *out)
-{
-	int g = S / p;
-	size_t pp = (size_t)p * p;
-	for (int pr = 0; pr < g; pr++)
-		for (int pc = 0; pc < g; pc++, out += C * pp)
-			for (int r = 0; r < p; r++) {
-				const uint8_t *src = img + ((size_t)(pr * p + r) * S + pc * p) * C;
-				uint8_t *dst = out + (size_t)r * p;
-				if (C == 3) /* one pass over the row, three planes out */
-					for (int x = 0; x < p; x++) {
-						dst[x] = src[3 * x];
-						dst[pp + x] = src[3 * x + 1];
-						dst[2 * pp + x] = src[3 * x + 2];
-					}
-				else
-					memcpy(dst, src, (size_t)p);
-			}
-}
-
-static void process_slot(const options *o, const aim_imglist *l, int64_t epoch, slot *s,
-			 uint8_t *patches, uint8_t *scratch)
-{
-	const char *name = l->items[s->item].name;
-	uint8_t *data = s->data;
-	size_t len = s->len;
-	aim_image im = {0};
-	int rc = AIM_OK;
-	if (!data)
-		rc = read_whole_file(name, &data, &len);
-	if (rc == AIM_OK)
-		rc = aim_image_decode(data, len, o->channels, o->max_pixels, &im);
-	if (rc == AIM_OK) {
-		if (o->train) {
-			aim_train_draw_params(&o->aug, o->seed, epoch, s->item, im.w, im.h, &s->draw);
-			rc = aim_transform_train(&im, o->size, &s->draw, scratch);
-		} else {
-			rc = aim_transform_val(&im, o->size, o->resize, scratch);
-		}
-	}
-	if (rc == AIM_OK)
-		cut_patches(scratch, o->size, o->channels, o->patch, patches);
-	s->ok = rc == AIM_OK;
-	if (!s->ok)
-		snprintf(s->err, sizeof s->err, "%s", aim_errmsg());
-	aim_image_free(&im);
-	if (data != s->data)
-		free(data);
-	free(s->data);
-	s->data = NULL;
-}
-
 /* ---- output ---------------------------------------------------------------- */
-
-static char *floats_json(const double *v, int n)
-{
-	char *s = malloc(32 * n + 3), *p = s;
-	if (!s)
-		return NULL;
-	*p++ = '[';
-	for (int i = 0; i < n; i++)
-		p += sprintf(p, "%s%.9g", i ? "," : "", v[i]);
-	strcpy(p, "]");
-	return s;
-}
 
 static void set_meta(aim_record *r, const char *key, const char *value)
 {
@@ -509,9 +366,9 @@ static void set_meta(aim_record *r, const char *key, const char *value)
 		aim_die("out of memory");
 }
 
-/* Writing runs in its own thread, one batch behind the decoding: while
- * the workers decode batch k+1 into one buffer, batch k is serialised,
- * compressed and written from the other. */
+/* Writing runs in its own thread (stream_thread.h), one batch behind the
+ * decoding: while the workers decode batch k+1 into one buffer, batch k is
+ * serialised, compressed and written from the other. */
 typedef struct {
 	aim_record rec;
 	uint8_t *patches;
@@ -520,93 +377,28 @@ typedef struct {
 
 typedef struct {
 	aim_writer *w;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	outbatch *pending;
-	int quit, status;
-	char err[512];
+	aim_writer_thread thread;
 	aim_outfile log;
 	int log_open;
 	int64_t written, records;
 	char *classes_json, *mean_json, *std_json;
 } output;
 
-static void *writer_main(void *arg)
+/* End the program if writing failed (quietly with status 0 when the reader
+ * downstream has gone). */
+static void writer_check(output *out, int status)
 {
-	output *out = arg;
-	pthread_mutex_lock(&out->mu);
-	for (;;) {
-		while (!out->pending && !out->quit)
-			pthread_cond_wait(&out->cv, &out->mu);
-		if (!out->pending)
-			break;
-		outbatch *b = out->pending;
-		int failed = out->status != AIM_OK;
-		pthread_mutex_unlock(&out->mu);
-		int rc = failed ? AIM_OK : aim_writer_write(out->w, &b->rec);
-		aim_record_free(&b->rec);
-		pthread_mutex_lock(&out->mu);
-		if (rc < 0 && out->status == AIM_OK) {
-			out->status = rc;
-			snprintf(out->err, sizeof out->err, "%s", aim_errmsg());
-		}
-		out->pending = NULL;
-		pthread_cond_broadcast(&out->cv);
-	}
-	pthread_mutex_unlock(&out->mu);
-	return NULL;
-}
-
-/* Wait until the writer is idle; end the program if writing failed (quietly
- * with status 0 when the reader downstream has gone). */
-static void writer_wait(output *out)
-{
-	pthread_mutex_lock(&out->mu);
-	while (out->pending)
-		pthread_cond_wait(&out->cv, &out->mu);
-	int status = out->status;
-	pthread_mutex_unlock(&out->mu);
 	if (status == AIM_EPIPE)
 		exit(AIM_EXIT_OK);
 	if (status < 0) {
-		aim_warn("%s", out->err);
+		aim_warn("%s", aim_errmsg());
 		aim_writer_abort(out->w);
 		exit(AIM_EXIT_FAILURE);
 	}
 }
 
-static void writer_submit(output *out, outbatch *b)
-{
-	writer_wait(out);
-	pthread_mutex_lock(&out->mu);
-	out->pending = b;
-	pthread_cond_broadcast(&out->cv);
-	pthread_mutex_unlock(&out->mu);
-}
-
-static void writer_start(output *out)
-{
-	pthread_mutex_init(&out->mu, NULL);
-	pthread_cond_init(&out->cv, NULL);
-	if (pthread_create(&out->thread, NULL, writer_main, out))
-		aim_die("cannot start the writer thread");
-}
-
-static void writer_stop(output *out)
-{
-	writer_wait(out);
-	pthread_mutex_lock(&out->mu);
-	out->quit = 1;
-	pthread_cond_broadcast(&out->cv);
-	pthread_mutex_unlock(&out->mu);
-	pthread_join(out->thread, NULL);
-}
-
-/* Compact the good samples of a decoded batch and hand them to the writer.
- * Returns 1 if the batch went to the writer (its buffer is now busy). */
-static int write_batch(const options *o, const aim_imglist *l, output *out, slot *slots,
-			int n, outbatch *b, int64_t epoch)
+static int write_batch(const options *o, const aim_imglist *l, output *out,
+		       aim_imgslot *slots, int n, outbatch *b, int64_t epoch)
 {
 	int K = (o->size / o->patch) * (o->size / o->patch);
 	size_t P = (size_t)o->channels * o->patch * o->patch;
@@ -651,7 +443,7 @@ static int write_batch(const options *o, const aim_imglist *l, output *out, slot
 			snprintf(buf, sizeof buf, "%" PRId64, epoch);
 			set_meta(r, "aim.epoch", buf);
 		}
-		writer_submit(out, b);
+		writer_check(out, aim_writer_thread_submit(&out->thread, &b->rec));
 		out->records++;
 		out->written += m;
 	}
@@ -696,7 +488,7 @@ static int note_bad(const options *o, counts *n, const char *name, const char *r
  * here, files later by the workers). Returns the number gathered (0 at the
  * end of the epoch), or AIM_ERR to stop (a shard failed, beyond --max-errors). */
 static int gather_batch(const options *o, aim_imgwalk *w, const unsigned char *bad,
-			slot *slots, counts *n)
+			aim_imgslot *slots, counts *n)
 {
 	int got = 0;
 	while (got < o->batch) {
@@ -719,39 +511,15 @@ static int gather_batch(const options *o, aim_imgwalk *w, const unsigned char *b
 			free(nx.data);
 			continue;
 		}
-		slots[got++] = (slot){.item = nx.item, .data = nx.data, .len = nx.len};
+		slots[got++] = (aim_imgslot){.item = nx.item, .data = nx.data, .len = nx.len};
 	}
 	return got;
 }
 
-/* Read, decode, transform and cut the gathered images in parallel; sample
- * i lands at patches + i * sample_bytes whatever thread handles it. */
-static void decode_batch(const options *o, const aim_imglist *l, int64_t epoch, slot *slots,
-			 int count, uint8_t *patches, size_t sample_bytes)
-{
-#pragma omp parallel
-	{
-		uint8_t *scratch = malloc((size_t)o->size * o->size * o->channels);
-#pragma omp for schedule(dynamic, 1)
-		for (int i = 0; i < count; i++) {
-			if (!scratch) {
-				slots[i].ok = 0;
-				snprintf(slots[i].err, sizeof slots[i].err, "out of memory");
-				free(slots[i].data);
-				slots[i].data = NULL;
-				continue;
-			}
-			process_slot(o, l, epoch, &slots[i], patches + (size_t)i * sample_bytes,
-				     scratch);
-		}
-		free(scratch);
-	}
-}
-
 /* Name each bad image of the batch on stderr, in the order of the batch,
  * and remember it. AIM_ERR beyond --max-errors. */
-static int report_bad(const options *o, const aim_imglist *l, const slot *slots, int count,
-		      unsigned char *bad, counts *n)
+static int report_bad(const options *o, const aim_imglist *l, const aim_imgslot *slots,
+		      int count, unsigned char *bad, counts *n)
 {
 	for (int i = 0; i < count; i++)
 		if (!slots[i].ok) {
@@ -763,34 +531,7 @@ static int report_bad(const options *o, const aim_imglist *l, const slot *slots,
 	return AIM_OK;
 }
 
-static char *classes_json(const aim_imglist *l)
-{
-	json_t *a = json_array();
-	for (int i = 0; a && i < l->nclasses; i++)
-		json_array_append_new(a, json_string(l->classes[i]));
-	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	json_decref(a);
-	return s;
-}
-
 /* ---- incremental runs ------------------------------------------------------ */
-
-/* --list: the selected items with their stamps, nothing decoded. */
-static void print_listing(const options *o, const aim_imglist *l, const unsigned char *selected)
-{
-	aim_stamp *st = malloc(sizeof *st * (size_t)l->n);
-	aim_outfile f;
-	if (!st)
-		aim_die("out of memory");
-	if (aim_imglist_stamps(l, selected, o->checksum, st) < 0 || aim_out_open(&f, o->output, 0) < 0)
-		aim_die("%s", aim_errmsg());
-	for (int64_t i = 0; i < l->n; i++)
-		if (selected[i])
-			aim_manifest_put(f.fp, l->items[i].name, &st[i], o->checksum);
-	if (aim_out_commit(&f) < 0)
-		aim_die("%s", aim_errmsg());
-	free(st);
-}
 
 /* --skip-done: deselect the items the manifest records with their current
  * stamp. Returns how many. */
@@ -800,26 +541,11 @@ static int64_t skip_done(const options *o, const aim_imglist *l, unsigned char *
 	aim_manifest_init(&done);
 	if (aim_manifest_read(&done, o->skip_done) < 0)
 		aim_die("--skip-done: %s", aim_errmsg());
-	/* Only the items the manifest names need a stat (and a hash). */
-	unsigned char *ask = calloc((size_t)l->n, 1);
-	aim_stamp *st = malloc(sizeof *st * (size_t)l->n);
-	int64_t *at = malloc(sizeof *at * (size_t)l->n);
-	if (!ask || !st || !at)
-		aim_die("out of memory");
-	for (int64_t i = 0; i < l->n; i++)
-		if (selected[i] && (at[i] = aim_manifest_find(&done, l->items[i].name)) >= 0)
-			ask[i] = 1;
-	if (aim_imglist_stamps(l, ask, o->checksum, st) < 0)
+	int64_t skipped = aim_imglist_drop_done(l, selected, &done, o->checksum);
+	if (skipped < 0)
 		aim_die("%s", aim_errmsg());
-	int64_t skipped = 0;
-	for (int64_t i = 0; i < l->n; i++)
-		if (ask[i] && aim_stamp_same(&done.e[at[i]].st, &st[i])) {
-			selected[i] = 0;
-			skipped++;
-		}
 	if (aim_self.verbose)
 		aim_info("%s: %" PRId64 " of the listed images are up to date", o->skip_done, skipped);
-	free(ask), free(st), free(at);
 	aim_manifest_free(&done);
 	return skipped;
 }
@@ -845,7 +571,8 @@ int main(int argc, char **argv)
 		aim_die("--shard %d/%d selects none of the %" PRId64 " images", o.shard_i,
 			o.shard_n, l.n);
 	if (o.list) {
-		print_listing(&o, &l, selected);
+		if (aim_imglist_list(&l, selected, o.checksum, o.output) < 0)
+			aim_die("%s", aim_errmsg());
 		free(selected);
 		free(bad);
 		aim_imglist_free(&l);
@@ -855,9 +582,9 @@ int main(int argc, char **argv)
 	nselected -= up_to_date;
 
 	output out = {0};
-	out.classes_json = classes_json(&l);
-	out.mean_json = floats_json(o.mean, o.nmean);
-	out.std_json = floats_json(o.std, o.nstd);
+	out.classes_json = aim_imglist_classes_json(&l);
+	out.mean_json = aim_meta_floats(o.mean, o.nmean);
+	out.std_json = aim_meta_floats(o.std, o.nstd);
 	if (!out.classes_json || !out.mean_json || !out.std_json)
 		aim_die("out of memory");
 	out.w = aim_writer_open(o.output, o.level, 0);
@@ -871,10 +598,11 @@ int main(int argc, char **argv)
 				    "\tcontrast\tsaturation\torder\n");
 	}
 
+	aim_imgcut cut = {o.train, o.size, o.resize, o.patch, o.channels, o.max_pixels, o.aug, o.seed};
 	int K = (o.size / o.patch) * (o.size / o.patch);
 	size_t P = (size_t)o.channels * o.patch * o.patch;
 	size_t sample_bytes = (size_t)K * P;
-	slot *slots = calloc((size_t)o.batch, sizeof *slots);
+	aim_imgslot *slots = calloc((size_t)o.batch, sizeof *slots);
 	outbatch ob[2];
 	if (!slots)
 		aim_die("out of memory");
@@ -892,7 +620,8 @@ int main(int argc, char **argv)
 			aim_die("%s", aim_errmsg());
 		n.errors_open = 1;
 	}
-	writer_start(&out);
+	if (aim_writer_thread_start(&out.thread, out.w) < 0)
+		aim_die("%s", aim_errmsg());
 	aim_progress pg;
 	aim_progress_start(&pg, 10);
 	for (int64_t epoch = 0; epoch < o.epochs; epoch++) {
@@ -902,7 +631,7 @@ int main(int argc, char **argv)
 			aim_die("%s", aim_errmsg());
 		int got;
 		while ((got = gather_batch(&o, w, bad, slots, &n)) > 0) {
-			decode_batch(&o, &l, epoch, slots, got, ob[cur].patches, sample_bytes);
+			aim_imgbatch_decode(&cut, &l, epoch, slots, got, ob[cur].patches, sample_bytes);
 			if (report_bad(&o, &l, slots, got, bad, &n) < 0)
 				goto failed;
 			if (write_batch(&o, &l, &out, slots, got, &ob[cur], epoch))
@@ -915,7 +644,7 @@ int main(int argc, char **argv)
 		if (got < 0)
 			goto failed;
 	}
-	writer_stop(&out);
+	writer_check(&out, aim_writer_thread_stop(&out.thread));
 	aim_progress_end(&pg);
 	if (out.log_open && aim_out_commit(&out.log) < 0)
 		aim_die("%s", aim_errmsg());
@@ -953,7 +682,7 @@ int main(int argc, char **argv)
 	return AIM_EXIT_OK;
 
 failed:
-	writer_stop(&out);
+	writer_check(&out, aim_writer_thread_stop(&out.thread));
 	if (o.max_errors == 0)
 		aim_warn("stopped at the first bad input (--strict or --max-errors 0)");
 	else

@@ -11,6 +11,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <jansson.h>
 
 #include "err.h"
 
@@ -613,4 +614,14 @@ void aim_imgwalk_free(aim_imgwalk *w)
 	free(w->buf);
 	free(w->units);
 	free(w);
+}
+
+char *aim_imglist_classes_json(const aim_imglist *l)
+{
+	json_t *a = json_array();
+	for (int i = 0; a && i < l->nclasses; i++)
+		json_array_append_new(a, json_string(l->classes[i]));
+	char *s = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(a);
+	return s;
 }

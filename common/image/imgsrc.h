@@ -56,6 +56,9 @@ void aim_imglist_free(aim_imglist *l);
 int aim_imglist_add(aim_imglist *l, const char *path, aim_classes_mode mode);
 /* Add every non-empty line of fp as a path. */
 int aim_imglist_add_lines(aim_imglist *l, FILE *fp, aim_classes_mode mode);
+/* The class names as a JSON array (the aim.classes metadata), malloc'd;
+ * NULL: out of memory. */
+char *aim_imglist_classes_json(const aim_imglist *l);
 /* 1 if the name ends with one of ImageFolder's extensions. */
 int aim_is_image_name(const char *name);
 

@@ -13,4 +13,14 @@
 int aim_imglist_stamps(const aim_imglist *l, const unsigned char *selected, int hash,
 		       aim_stamp *out);
 
+/* The selected items with their stamps, as a manifest (manifest.h) written
+ * atomically to path ("-": stdout); nothing is decoded. */
+int aim_imglist_list(const aim_imglist *l, const unsigned char *selected, int hash,
+		     const char *path);
+
+/* Deselect the items `done` records with their current stamp (only those
+ * are stat'ed, and hashed when hash is set). Returns how many, or AIM_ERR. */
+int64_t aim_imglist_drop_done(const aim_imglist *l, unsigned char *selected,
+			      const aim_manifest *done, int hash);
+
 #endif

@@ -234,3 +234,23 @@ int aim_transform_train(const aim_image *in, int S, const aim_train_draw *d, uin
 		return jitter(out, S, c, d);
 	return AIM_OK;
 }
+
+/* The published preprocessing of each family (aim-v1: the release's
+ * val transforms; AIMv2: the checkpoints' preprocessor_config.json,
+ * CLIPImageProcessor: bicubic resize of the shorter side to R, centre crop
+ * R, CLIP mean/std), patch 14. The resize follows the crop fraction:
+ * AIM v1's ceil(S / 0.875), AIMv2's S (fraction 1). */
+static const aim_preset presets[] = {
+	{"aim-v1", 224, 0, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}},
+	{"aimv2-224", 224, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
+	{"aimv2-336", 336, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
+	{"aimv2-448", 448, 1, {0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}},
+};
+
+const aim_preset *aim_preset_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+		if (!strcmp(presets[i].name, name))
+			return &presets[i];
+	return NULL;
+}

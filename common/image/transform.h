@@ -20,6 +20,18 @@
 
 #include "image.h"
 
+/* A family's published preprocessing (aim-patchify --preset NAME): crop
+ * size, whether the resize equals the crop (crop fraction 1, AIMv2) rather
+ * than ceil(S / 0.875) (AIM v1), mean and std. */
+typedef struct {
+	const char *name;
+	int size, full; /* full: crop fraction 1 */
+	double mean[3], std[3];
+} aim_preset;
+
+/* aim-v1, aimv2-224, aimv2-336, aimv2-448; NULL for another name. */
+const aim_preset *aim_preset_find(const char *name);
+
 /* ceil(S / 0.875): the resize used before a centre crop of S. */
 int aim_val_resize_for(int size);
 

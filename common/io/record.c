@@ -2,6 +2,7 @@
 #include "record.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,6 +161,18 @@ int aim_record_remove(aim_record *r, const char *name)
 		return 0;
 	}
 	return aim_error("no tensor '%s'", name);
+}
+
+char *aim_meta_floats(const double *v, int n)
+{
+	char *s = malloc(32 * n + 3), *p = s;
+	if (!s)
+		return NULL;
+	*p++ = '[';
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "%s%.9g", i ? "," : "", v[i]);
+	strcpy(p, "]");
+	return s;
 }
 
 int aim_record_set_meta(aim_record *r, const char *key, const char *value)

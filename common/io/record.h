@@ -75,6 +75,9 @@ void aim_record_truncate(aim_record *r, int n);
 /* Metadata (string values). set replaces an existing key. */
 int aim_record_set_meta(aim_record *r, const char *key, const char *value);
 const char *aim_record_get_meta(const aim_record *r, const char *key);
+/* A metadata value holding n numbers: a JSON array, malloc'd (NULL: out of
+ * memory), each number with 9 significant digits. */
+char *aim_meta_floats(const double *v, int n);
 
 /* Serialise into a malloc'd buffer (header padded with spaces to a multiple
  * of 8 so data is aligned, as the reference writer does). */
