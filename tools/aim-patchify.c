@@ -658,11 +658,12 @@ int main(int argc, char **argv)
 	char done_s[64] = "";
 	if (o.skip_done)
 		snprintf(done_s, sizeof done_s, ", %" PRId64 " up to date", up_to_date);
+	int status = AIM_EXIT_OK;
 	if (n.bad || n.shard_errors) {
 		aim_warn("%" PRId64 " images written, %" PRId64 " skipped%s%s", out.written, n.bad,
 			 n.shard_errors ? ", and tar shards failed to read" : "", done_s);
 		if (o.max_errors < 0)
-			return AIM_EXIT_FAILURE;
+			status = AIM_EXIT_FAILURE;
 	} else {
 		aim_info("%" PRId64 " images written in %" PRId64 " records%s", out.written,
 			 out.records, done_s);
@@ -679,7 +680,7 @@ int main(int argc, char **argv)
 	free(out.mean_json);
 	free(out.std_json);
 	aim_imglist_free(&l);
-	return AIM_EXIT_OK;
+	return status;
 
 failed:
 	writer_check(&out, aim_writer_thread_stop(&out.thread));
