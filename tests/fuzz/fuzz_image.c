@@ -1,9 +1,11 @@
-/* libFuzzer target: every image decoder (JPEG, PNG, WebP, GIF, BMP,
+/* libFuzzer target: every image decoder (JPEG, PNG, WebP, GIF, BMP, TIFF,
  * PPM/PGM/PBM: the format is sniffed from the bytes) and both transforms on
  * arbitrary bytes. A bad image must come back as an error, never a crash,
  * a read out of bounds, a leak or an exit() from a library. The seed corpus
  * holds a file of each format and mode and the damaged files of the tests
- * (tests/ref/patchify_ref.py gen-formats, gen-damaged). */
+ * (tests/ref/patchify_ref.py gen-formats, gen-damaged; small TIFFs of each
+ * mode and compression made with tests/ref/tiff_ref.py's writer and
+ * Pillow, and its edge cases). */
 #include <stdint.h>
 #include <stdlib.h>
 
