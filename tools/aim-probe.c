@@ -57,7 +57,7 @@ static const char usage[] =
 	"                       block's MLP; prompt: learned tokens (trunk frozen but full)\n"
 	"  --lora-rank R        LoRA rank (default 8)\n"
 	"  --lora-alpha A       LoRA alpha, scaling alpha/R (default: R)\n"
-	"  --lora-targets LIST  of qkv,proj,fc1,fc2 (default qkv,proj)\n"
+	"  --lora-targets LIST  of qkv,proj,fc1,fc2, and fc3 on AIMv2 (default qkv,proj)\n"
 	"  --adapter-dim N      bottleneck width of the adapters (default 64)\n"
 	"  --prompts N          prompt tokens (default 8)\n"
 	"  --deep               prompt tokens of their own before every block\n"
@@ -721,6 +721,11 @@ int main(int argc, char **argv)
 			tu.on = 1;
 			if (o.tune.kind != AIM_TUNE_FULL) {
 				const aim_config *c = &model->cfg;
+				if (o.tune.kind == AIM_TUNE_LORA &&
+				    (o.tune.targets & (1u << AIM_LORA_FC3)) && c->mlp != AIM_MLP_SWIGLU)
+					aim_usage_error("--lora-targets fc3: %s: an %s model's MLP has no "
+							"fc3 (AIMv2's SwiGLU MLP has)", o.model,
+							aim_config_family(c));
 				aim_tune *t;
 				if (aim_tune_create(&t, &o.tune, c->depth, c->dim, c->mlp_hidden,
 						    c->channels * c->patch * c->patch, model->be, o.hp.seed) ||

@@ -223,6 +223,10 @@ int aim_model_set_tune(aim_model *m, struct aim_tune *t, int frozen)
 	if (t && (t->depth != m->cfg.depth || t->dim != m->cfg.dim ||
 		  t->mlp_hidden != m->cfg.mlp_hidden))
 		return aim_error("adaptation made for another trunk shape");
+	for (int l = 0; t && m->cfg.mlp != AIM_MLP_SWIGLU && l < t->depth; l++)
+		if (aim_lora_mask(&t->cfg, l) & (1u << AIM_LORA_FC3))
+			return aim_error("LoRA on mlp.fc3: this %s trunk's MLP has no fc3 (AIMv2's "
+					 "SwiGLU MLP has one)", aim_config_family(&m->cfg));
 	if (m->tune && m->tune != t)
 		aim_tune_free(m->tune);
 	m->tune = t;

@@ -217,6 +217,14 @@ int aim_model_patch_tokens_add(const aim_model *m, int block, float s, float *ds
 const float *aim_model_normed(const aim_model *m);
 /* y[n, D] = post-trunk norm of x[n, D] (y may alias x). */
 void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n);
+/* The same for training, keeping the norm's statistics in stats [2n]
+ * (backend memory), and its backward: dx[n, D] += dL/dx for dy = dL/dy,
+ * the norm's weight (and bias) gradients added into the model's unless it
+ * is frozen. y must not alias x. */
+void aim_model_post_norm_train(const aim_model *m, float *y, float *stats, const float *x,
+			       int64_t n);
+void aim_model_post_norm_bwd(aim_model *m, float *dx, const float *dy, const float *x,
+			     const float *stats, int64_t n);
 
 /* Backward of the last training forward. dy [B, K, D] is dL/d(output of the
  * last block), or dL/d(post-trunk norm output) when dy_is_normed. Parameter

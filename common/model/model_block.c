@@ -44,12 +44,12 @@ static void lin_params(const aim_block_params *p, block_lin which, float **w, fl
 	}
 }
 
-/* Block l's LoRA pair on this layer (NULL: none). The four LoRA targets
- * are the first four roles. */
+/* Block l's LoRA pair on this layer (NULL: none). The roles are the LoRA
+ * targets, in the same order (model_tune.h). */
 static const aim_lora_pair *lora_at(const aim_model *m, int l, block_lin which)
 {
 	const aim_tune *t = m->tune;
-	if (!t || which > LIN_FC2 || !(aim_lora_mask(&t->cfg, l) & (1u << which)))
+	if (!t || (int)which >= AIM_LORA_NT || !(aim_lora_mask(&t->cfg, l) & (1u << which)))
 		return NULL;
 	return &t->lora[l][which];
 }
@@ -132,7 +132,7 @@ void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, 
 	aim_trunk_norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
 	block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0, io->xa[LIN_FC1]);
 	if (c->mlp == AIM_MLP_SWIGLU) {
-		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0, NULL);
+		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0, io->xa[LIN_FC3]);
 		be->swiglu_fwd(io->h, io->fc1, io->fc3, (size_t)N * Hm);
 	} else {
 		be->gelu_fwd(io->h, io->fc1, (size_t)N * Hm);

@@ -76,7 +76,7 @@ static void infer_group(void *ctx, int g)
 		.ln = s->ln + r0 * D, .qkv = s->qkv + r0 * 3 * D, .att = s->att + r0 * D,
 		.fc1 = s->h + r0 * Hm, .h = s->h + r0 * Hm,
 		.fc3 = c->mlp == AIM_MLP_SWIGLU ? s->h3 + r0 * Hm : NULL,
-		.xa = {lt, lt, lt, lt},
+		.xa = {lt, lt, lt, lt, lt},
 		.mo = s->att + r0 * D, /* free once the projection has read it */
 		.hpre = ah, .az = ah,
 	};
@@ -192,7 +192,7 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 			.fc1 = s->fc1_l[l], .fc3 = s->fc3_l[l], .h = s->h,
 			.mean1 = s->mean1[l], .rstd1 = s->rstd1[l],
 			.mean2 = s->mean2[l], .rstd2 = s->rstd2[l],
-			.xa = {xa[0], xa[1], xa[2], xa[3]},
+			.xa = {xa[0], xa[1], xa[2], xa[3], xa[4]},
 			.mo = s->mo_l[l], .hpre = s->hpre_l[l], .az = s->ah,
 		};
 		if (l > 0 && prompt_at(m, l))
@@ -240,4 +240,18 @@ const float *aim_model_normed(const aim_model *m)
 void aim_model_post_norm(const aim_model *m, float *y, const float *x, int64_t n)
 {
 	aim_trunk_norm_fwd(m, y, NULL, NULL, x, m->p.post_w, m->p.post_b, (int)n);
+}
+
+void aim_model_post_norm_train(const aim_model *m, float *y, float *stats, const float *x,
+			       int64_t n)
+{
+	aim_trunk_norm_fwd(m, y, stats, stats + n, x, m->p.post_w, m->p.post_b, (int)n);
+}
+
+/* Its backward, beside it (the probe trainer's features read the norm). */
+void aim_model_post_norm_bwd(aim_model *m, float *dx, const float *dy, const float *x,
+			     const float *stats, int64_t n)
+{
+	aim_trunk_norm_bwd(m, dx, m->frozen ? NULL : m->g.post_w, m->frozen ? NULL : m->g.post_b,
+			   dy, x, m->p.post_w, stats, stats + n, (int)n);
 }

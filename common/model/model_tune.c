@@ -9,8 +9,8 @@
 #include "err.h"
 
 static const char *const target_path[AIM_LORA_NT] = {"attn.qkv", "attn.proj", "mlp.fc1",
-						       "mlp.fc2"};
-static const char *const target_short[AIM_LORA_NT] = {"qkv", "proj", "fc1", "fc2"};
+						       "mlp.fc2", "mlp.fc3"};
+static const char *const target_short[AIM_LORA_NT] = {"qkv", "proj", "fc1", "fc2", "fc3"};
 
 const char *aim_lora_target_path(int t)
 {
@@ -39,7 +39,7 @@ int aim_lora_parse_targets(const char *list, unsigned *bits)
 			if (n == strlen(target_short[t]) && !strncmp(p, target_short[t], n))
 				found = t;
 		if (found < 0)
-			return aim_error("LoRA target '%.*s' is none of qkv, proj, fc1, fc2", (int)n, p);
+			return aim_error("LoRA target '%.*s' is none of qkv, proj, fc1, fc2, fc3", (int)n, p);
 		*bits |= 1u << found;
 		p += n;
 		if (*p == ',')
@@ -60,7 +60,8 @@ unsigned aim_lora_mask(const aim_tune_config *c, int l)
 void aim_lora_dims(const aim_tune *t, int target, int *in, int *out)
 {
 	int D = t->dim, H = t->mlp_hidden;
-	static const int dims[AIM_LORA_NT][2] = {{1, 3}, {1, 1}, {1, -1}, {-1, 1}};
+	/* in, out: a multiple of D, or (-1) the MLP width */
+	static const int dims[AIM_LORA_NT][2] = {{1, 3}, {1, 1}, {1, -1}, {-1, 1}, {1, -1}};
 	*in = dims[target][0] > 0 ? D * dims[target][0] : H;
 	*out = dims[target][1] > 0 ? D * dims[target][1] : H;
 }

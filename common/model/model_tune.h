@@ -4,11 +4,12 @@
  *
  *   LoRA (peft semantics): a targeted Linear y = x·Wᵀ becomes
  *       y = x·Wᵀ + (α/r)·(x·Aᵀ)·Bᵀ        A [r, in], B [out, r]
- *     on the blocks' attn.qkv, attn.proj, mlp.fc1, mlp.fc2 (any subset).
+ *     on the blocks' attn.qkv, attn.proj, mlp.fc1, mlp.fc2 and, on an AIMv2
+ *     (SwiGLU) trunk, mlp.fc3 (any subset).
  *     A starts Kaiming-uniform with a = √5 (U(±1/√in), as nn.Linear and
  *     peft's reset_lora_parameters draw it), B at zero: training starts at
  *     the frozen model.
- *   Adapter (Houlsby, after the MLP): the MLP's output m = fc2(GELU(fc1(LN₂ x')))
+ *   Adapter (Houlsby, after the MLP): the MLP's output m = fc2(MLP(N₂ x'))
  *     becomes m + up(GELU(down(m))) before the block's residual add;
  *     down Linear(D, a) (PyTorch's default init), up Linear(a, D) at zero.
  *   Prompts (VPT): N learned tokens prepended to each sample after the
@@ -37,8 +38,9 @@ typedef enum {
 	AIM_TUNE_PROMPT,
 } aim_tune_kind;
 
-/* The four Linear layers of a block LoRA can target, in this order. */
-enum { AIM_LORA_QKV = 0, AIM_LORA_PROJ, AIM_LORA_FC1, AIM_LORA_FC2, AIM_LORA_NT };
+/* The Linear layers of a block LoRA can target, in this order (fc3: the
+ * SwiGLU MLP's second input projection, AIMv2 only). */
+enum { AIM_LORA_QKV = 0, AIM_LORA_PROJ, AIM_LORA_FC1, AIM_LORA_FC2, AIM_LORA_FC3, AIM_LORA_NT };
 
 typedef struct {
 	aim_tune_kind kind;
@@ -54,12 +56,13 @@ typedef struct {
 	int prompts, deep;   /* prompt tokens; deep: every block has its own */
 } aim_tune_config;
 
-/* "qkv,proj" (or peft-style names ending in those) into target bits;
+/* "qkv,proj" (a list of qkv, proj, fc1, fc2, fc3) into target bits;
  * AIM_ERR with a message quoting the bad entry. */
 int aim_lora_parse_targets(const char *list, unsigned *bits);
 /* The LoRA targets of block l (bits). */
 unsigned aim_lora_mask(const aim_tune_config *c, int l);
-/* The suffix of target t ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"). */
+/* The suffix of target t ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2",
+ * "mlp.fc3"). */
 const char *aim_lora_target_path(int t);
 /* "lora", "full", "adapter", "prompt" (NULL for none). */
 const char *aim_tune_kind_name(aim_tune_kind k);
@@ -88,7 +91,8 @@ typedef struct aim_tune {
 } aim_tune;
 
 /* The tensors for this configuration on a trunk of the given shape
- * (depth, D, MLP width, C·p·p); arena allocated on be and initialised as
+ * (depth, D, MLP width, C·p·p; whether the trunk has fc3 is checked when
+ * the tune is attached, aim_model_set_tune); arena allocated on be and initialised as
  * above from seed (drawn on the host: the same numbers on every backend).
  * Full fine-tuning has no tensors here. */
 int aim_tune_create(aim_tune **out, const aim_tune_config *c, int depth, int dim,

@@ -46,9 +46,10 @@ int aim_tune_trainer_init(aim_tune_trainer *t, aim_model *m, aim_head *h, const 
 	t->smoothing = smoothing;
 	if (nl < 1 || nl > m->cfg.depth)
 		return aim_error("no blocks to take features from");
-	if (m->cfg.norm == AIM_NORM_RMS)
-		return aim_error("adapting an AIMv2 trunk (features after its post-trunk norm) is "
-				 "not supported yet");
+	/* the family's features, as aim_trunk_features reads them: AIMv2's
+	 * through the post-trunk RMSNorm (trained with the trunk in full
+	 * fine-tuning), AIM v1's before its post-trunk LayerNorm */
+	t->post_norm = m->cfg.norm == AIM_NORM_RMS;
 	t->nl = nl;
 	t->top = -1;
 	for (int i = 0; i < nl; i++) {
@@ -84,7 +85,7 @@ int aim_tune_trainer_init(aim_tune_trainer *t, aim_model *m, aim_head *h, const 
 			double scale = l >= 0 ? pow(layer_decay, L - l)
 				     : !strncmp(p->name, "preprocessor.", 13) ? pow(layer_decay, L + 1)
 				     : 1.0;
-			if (!strncmp(p->name, "trunk.post_trunk_norm.", 22))
+			if (!strncmp(p->name, "trunk.post_trunk_norm.", 22) && !t->post_norm)
 				continue; /* the features are taken before it */
 			if (add_tensor(t, p->name, *p->slot, *p->grad_slot, (long)p->numel,
 				       aim_decays(p->name), scale) < 0)
@@ -117,6 +118,12 @@ void aim_tune_trainer_free(aim_tune_trainer *t)
 		be->free(t->dx);
 	if (t->dfeat_dev)
 		be->free(t->dfeat_dev);
+	if (t->avg_dev)
+		be->free(t->avg_dev);
+	if (t->davg_dev)
+		be->free(t->davg_dev);
+	if (t->pstats_dev)
+		be->free(t->pstats_dev);
 	memset(t, 0, sizeof *t);
 }
 
@@ -142,6 +149,13 @@ static int ensure(aim_tune_trainer *t, int64_t b, int64_t K, size_t nx)
 	if (nf > t->cap_f || b > t->cap_b) {
 		if (t->dfeat_dev)
 			be->free(t->dfeat_dev);
+		if (t->avg_dev)
+			be->free(t->avg_dev);
+		if (t->davg_dev)
+			be->free(t->davg_dev);
+		if (t->pstats_dev)
+			be->free(t->pstats_dev);
+		t->avg_dev = t->davg_dev = t->pstats_dev = NULL;
 		free(t->feat), free(t->pooled), free(t->xhat), free(t->logits), free(t->dlogits);
 		free(t->dxhat), free(t->dfeat), free(t->mean), free(t->rstd);
 		t->feat = malloc(nf * sizeof(float));
@@ -154,10 +168,16 @@ static int ensure(aim_tune_trainer *t, int64_t b, int64_t K, size_t nx)
 		t->mean = malloc((size_t)D * sizeof(float));
 		t->rstd = malloc((size_t)D * sizeof(float));
 		t->dfeat_dev = be->alloc(nf * sizeof(float));
+		if (t->post_norm) {
+			t->avg_dev = be->alloc(nf * sizeof(float));
+			t->davg_dev = be->alloc(nf * sizeof(float));
+			t->pstats_dev = be->alloc((size_t)(2 * b * K) * sizeof(float));
+		}
 		t->cap_f = nf;
 		t->cap_b = b;
 		if (!t->feat || !t->pooled || !t->xhat || !t->dxhat || !t->dfeat || !t->logits ||
-		    !t->dlogits || !t->mean || !t->rstd || !t->dfeat_dev) {
+		    !t->dlogits || !t->mean || !t->rstd || !t->dfeat_dev ||
+		    (t->post_norm && (!t->avg_dev || !t->davg_dev || !t->pstats_dev))) {
 			t->cap_f = 0;
 			t->cap_b = 0;
 			return aim_error("out of memory for a micro-batch of %lld", (long long)b);
@@ -182,10 +202,14 @@ static int micro_step(aim_tune_trainer *t, const float *x, const int64_t *y, int
 	aim_forward_opts fo = {.mask = AIM_MASK_NONE, .train = 1, .train_blocks = t->top + 1};
 	if (aim_model_forward(m, t->dx, b, rows, cols, &fo) < 0)
 		return AIM_ERR;
-	be->zero(t->dfeat_dev, nf * sizeof(float));
+	/* the average of the blocks (AIMv2: kept, and its post-trunk norm) */
+	float *avg = t->post_norm ? t->avg_dev : t->dfeat_dev;
+	be->zero(avg, nf * sizeof(float));
 	for (int i = 0; i < t->nl; i++)
-		if (aim_model_patch_tokens_add(m, t->layers[i], 1.0f / (float)t->nl, t->dfeat_dev) < 0)
+		if (aim_model_patch_tokens_add(m, t->layers[i], 1.0f / (float)t->nl, avg) < 0)
 			return AIM_ERR;
+	if (t->post_norm)
+		aim_model_post_norm_train(m, t->dfeat_dev, t->pstats_dev, avg, b * K);
 	be->download(t->feat, t->dfeat_dev, nf * sizeof(float));
 
 	/* the head, in training mode */
@@ -237,7 +261,13 @@ static int micro_step(aim_tune_trainer *t, const float *x, const int64_t *y, int
 		aim_head_bn_bwd(t->dfeat, t->dxhat, t->xhat, t->rstd, rowsn, (int)D);
 	}
 	be->upload(t->dfeat_dev, t->dfeat, nf * sizeof(float));
-	return aim_model_backward_at(m, t->dfeat_dev, t->at, 1.0f / (float)t->nl);
+	const float *davg = t->dfeat_dev;
+	if (t->post_norm) { /* through the post-trunk norm into the average */
+		be->zero(t->davg_dev, nf * sizeof(float));
+		aim_model_post_norm_bwd(m, t->davg_dev, t->dfeat_dev, t->avg_dev, t->pstats_dev, b * K);
+		davg = t->davg_dev;
+	}
+	return aim_model_backward_at(m, davg, t->at, 1.0f / (float)t->nl);
 }
 
 int aim_tune_trainer_gradients(aim_tune_trainer *t, const float *x, const int64_t *y, int n,

@@ -4,11 +4,13 @@
  *
  * One step on n labelled images:
  *   features = mean over the chosen blocks of their patch tokens
- *              (prompt tokens dropped), as the frozen probe sees them;
+ *              (prompt tokens dropped), for AIMv2 through the post-trunk
+ *              RMSNorm, as the frozen probe sees them (trunk_features.h);
  *   head in training mode (BatchNorm with batch statistics), label-smoothed
  *   cross-entropy averaged over the n images;
- *   backward through the head into the features, then through the trunk
- *   (aim_model_backward_at) into every trainable tensor.
+ *   backward through the head into the features, (AIMv2) through the
+ *   post-trunk norm, then through the trunk (aim_model_backward_at) into
+ *   every trainable tensor.
  * The images go through the trunk in micro-batches of `micro` (memory is
  * bounded by the micro-batch; gradients add up, each micro-batch's loss
  * weighted by its share of the n images; the BatchNorm normalises each
@@ -19,8 +21,9 @@
  * adaptation tensor and on the head, one learning-rate schedule. Weight
  * decay on matrices only (no biases, norms, prompt tokens or position
  * tables). Full fine-tuning with layer-wise decay d (BEiT/MAE): block i's
- * tensors learn at lr·d^(depth − i), the patch embedding at lr·d^(depth+1),
- * the post-trunk norm and the head at lr. */
+ * tensors learn at lr·d^(depth − i), the patch embedding (its norm and a
+ * learned position table included) at lr·d^(depth+1), the post-trunk norm
+ * (AIMv2: the features read it; AIM v1: not trained) and the head at lr. */
 #ifndef AIM_PROBE_TUNE_H
 #define AIM_PROBE_TUNE_H
 
@@ -42,6 +45,7 @@ typedef struct {
 	aim_model *m;
 	aim_head *head;                 /* not owned */
 	int layers[AIM_MAX_BLOCKS], nl, top;
+	int post_norm;                  /* the features read the post-trunk norm (AIMv2) */
 	unsigned char at[AIM_MAX_BLOCKS];
 	int micro;
 	double smoothing;
@@ -55,6 +59,9 @@ typedef struct {
 	float *feat, *pooled, *xhat, *mean, *rstd, *logits, *dlogits, *dxhat, *dfeat;
 	/* backend memory: patches, features, their gradient */
 	float *dx, *dfeat_dev;
+	/* with post_norm: the blocks' average, its gradient, the norm's
+	 * statistics [2, micro-batch tokens] */
+	float *avg_dev, *davg_dev, *pstats_dev;
 	size_t cap_x, cap_f;
 	int64_t cap_b;
 	long step;

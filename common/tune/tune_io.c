@@ -374,11 +374,14 @@ static int read_lora(aim_tune_config *c, const json_t *cfg, const aim_record *r,
 		int l, k;
 		if (parse_module(mod, &l, &k) < 0)
 			return aim_error("%s: tensor %s: %s is not a layer aim adapts "
-					 "(trunk.blocks.<i>.attn.qkv, .attn.proj, .mlp.fc1, .mlp.fc2)",
-					 wpath, name, mod);
+					 "(trunk.blocks.<i>.attn.qkv, .attn.proj, .mlp.fc1, .mlp.fc2, "
+					 ".mlp.fc3)", wpath, name, mod);
 		if (l >= m->cfg.depth)
 			return aim_error("%s: tensor %s: block %d, but the model has %d blocks", wpath, name,
 					 l, m->cfg.depth);
+		if (k == AIM_LORA_FC3 && m->cfg.mlp != AIM_MLP_SWIGLU)
+			return aim_error("%s: tensor %s: this %s model's MLP has no fc3 (only AIMv2's "
+					 "SwiGLU MLP has one)", wpath, name, aim_config_family(&m->cfg));
 		int hit = peft_targets(tm, mod, cpath);
 		if (hit < 0)
 			return AIM_ERR;
@@ -543,11 +546,17 @@ int aim_lora_merge(aim_model *m, const aim_tune *t)
 	}
 	for (int l = 0; l < t->depth; l++) {
 		aim_block_params *bp = &m->p.blocks[l];
-		float *targets[AIM_LORA_NT] = {bp->qkv_w, bp->proj_w, bp->fc1_w, bp->fc2_w};
+		float *targets[AIM_LORA_NT] = {bp->qkv_w, bp->proj_w, bp->fc1_w, bp->fc2_w,
+					       bp->fc3_w};
 		for (int k = 0; k < AIM_LORA_NT; k++) {
 			const aim_lora_pair *p = &t->lora[l][k];
 			if (!(aim_lora_mask(&t->cfg, l) & (1u << k)))
 				continue;
+			if (!targets[k]) {
+				free(w), free(A), free(B);
+				return aim_error("trunk.blocks.%d.%s: this %s model has no such layer", l,
+						 aim_lora_target_path(k), aim_config_family(&m->cfg));
+			}
 			int in, out;
 			aim_lora_dims(t, k, &in, &out);
 			size_t nw = (size_t)in * out;

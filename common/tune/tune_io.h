@@ -13,7 +13,8 @@
  *     keys at their neutral values;
  *   tensors base_model.model.<module>.lora_A.weight [r, in] and
  *     .lora_B.weight [out, r], <module> one of trunk.blocks.<i>.attn.qkv,
- *     .attn.proj, .mlp.fc1, .mlp.fc2.
+ *     .attn.proj, .mlp.fc1, .mlp.fc2 and, on AIMv2 (SwiGLU) trunks, .mlp.fc3
+ *     (the module paths of the ml-aim layout, for both families).
  *   A module is adapted when the file holds its tensors; each must be named
  *   by target_modules as peft matches them (the whole name, or a suffix
  *   after a dot, or a full match of the expression).

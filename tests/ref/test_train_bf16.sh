@@ -5,7 +5,11 @@
 # update AdamW's from the run's own moments to 1e-5), in the two
 # configurations of test_train_step.sh; then a bf16 run cut half-way and
 # resumed ends bit-identical to an uninterrupted bf16 run on the same
-# threads (weights, head, optimiser state and the log's losses). Skipped
+# threads (weights, head, optimiser state and the log's losses). And
+# aim-probe --tune in bf16 on an AIM v1 and an AIMv2 trunk (random models of
+# tests/ref/tune_ref.py): every method trains (finite logits), its adapter
+# evaluated by aim-eval in bf16 and in fp32 agrees to 2e-2 of the logits'
+# scale, and the bf16 training is not the fp32 one. Skipped
 # where the CPU has no native bf16 or the build no oneDNN.
 set -eu
 $PYTHON -c 'import torch' 2>/dev/null || { echo "no torch for $PYTHON"; exit 77; }
@@ -47,4 +51,39 @@ cmp "$T/full/step-00000020.safetensors" "$T/cut/step-00000020.safetensors"
 "$BIN/aim-train" ${C%$BF} -o "$T/fp32" "$T/s.aimt"
 ! cmp -s "$T/full/step-00000020.safetensors" "$T/fp32/step-00000020.safetensors" ||
 	{ echo "bf16 and fp32 runs are identical"; exit 1; }
+# aim-probe --tune --precision bf16, both families, every method
+TR="$AIM_TOP/tests/ref/tune_ref.py"
+for v in v1 v2; do
+	$PYTHON "$TR" make "$T/$v" $([ $v = v2 ] && echo --v2)
+	M=$T/$v/model.safetensors P=$T/$v/patches.aimt
+	for k in lora full adapter prompt; do
+		extra=
+		[ $k = lora ] && extra=--lora-targets=qkv,proj,fc1,fc2 && [ $v = v2 ] && extra=$extra,fc3
+		for p in fp32 bf16; do
+			out="--adapter-out $T/$v-$k-$p"
+			[ $k = full ] && out="--model-out $T/$v-full-$p.safetensors"
+			"$BIN/aim-probe" -q --threads 2 -m "$M" --device cpu --precision $p --tune $k $extra \
+				--epochs 2 --batch 6 --lr 1e-2 --seed 3 -o "$T/$v-$k-$p.safetensors" $out "$P"
+		done
+		cmp -s "$T/$v-$k-fp32.safetensors" "$T/$v-$k-bf16.safetensors" &&
+			{ echo "$v $k: bf16 and fp32 heads are identical"; exit 1; }
+		m=$M ad="--adapter $T/$v-$k-bf16"
+		[ $k = full ] && m=$T/$v-full-bf16.safetensors ad=
+		for p in fp32 bf16; do
+			"$BIN/aim-eval" -q --device cpu --precision $p -m "$m" $ad \
+				--head "$T/$v-$k-bf16.safetensors" --logits-out "$T/lg-$v-$k-$p.aimt" "$P" >/dev/null
+		done
+		$PYTHON - "$T/lg-$v-$k" "$AIM_TOP/tests/ref" "$v $k" <<'PY'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+import aim_ref
+a, b = (np.concatenate([t["logits"] for t, _ in aim_ref.read_stream(f"{sys.argv[1]}-{p}.aimt")])
+        for p in ("fp32", "bf16"))
+d = np.abs(a - b).max() / np.abs(a).max()
+print(f"--tune {sys.argv[3]} trained in bf16: aim-eval bf16 vs fp32 logits {d:.2e}")
+assert np.isfinite(a).all() and np.isfinite(b).all() and d <= 2e-2, d
+PY
+	done
+done
 echo "bf16 training ok"

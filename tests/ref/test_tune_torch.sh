@@ -8,21 +8,36 @@
 # loss and every trainable gradient to 1e-4 relative, the inference
 # features to 1e-4, and LoRA merged into the weights the unmerged features
 # to 1e-5. Features from blocks 0,1 of 3 (the top block is not run) and
-# 1,2; micro-batches of 4 and 6 images.
+# 1,2; micro-batches of 4 and 6 images. The same for an AIMv2 trunk
+# (RMSNorm, SwiGLU with LoRA on fc3 too, a learned position table, features
+# through the post-trunk RMSNorm, whose weight full fine-tuning trains),
+# also from the top block alone (the paper's probe input) and loaded from
+# the ml-aim Hugging Face layout.
 set -eu
 $PYTHON -c 'import torch, zstandard' 2>/dev/null || { echo "no torch/zstandard for $PYTHON"; exit 77; }
 REF="$AIM_TOP/tests/ref/tune_ref.py"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-$PYTHON "$REF" make "$T"
-run() { # kind adapter layers micro
-	"$AIM_TOP/$BUILD/tests/test_tune" dump "$T/model.safetensors" "$2" "$T/head.safetensors" \
-		"$T/patches.aimt" "$3" "$4" "$T/dump.safetensors"
-	$PYTHON "$REF" check "$T" "$1" "$2" "$T/dump.safetensors" --layers "$3" --micro "$4"
+$PYTHON "$REF" make "$T/v1"
+$PYTHON "$REF" make "$T/v2" --v2
+run() { # dir model kind adapter layers micro
+	ad=$4
+	case $ad in full|-) ;; *) ad=$1/$ad ;; esac
+	"$AIM_TOP/$BUILD/tests/test_tune" dump "$2" "$ad" "$1/head.safetensors" \
+		"$1/patches.aimt" "$5" "$6" "$T/dump.safetensors"
+	echo "$1 ($2): $3 $4, layers $5, micro-batches of $6"
+	$PYTHON "$REF" check "$1" "$3" "$ad" "$T/dump.safetensors" --layers "$5" --micro "$6"
 }
-run lora "$T/lora" 1,2 4
-run lora "$T/lora_re" 0,1 6
-run adapter "$T/adapter" 0,1 4
-run prompt "$T/prompt" 1,2 6
-run prompt "$T/deep" 0,1 4
-run full full 0,1 4
-run none - 1,2 6
+for v in v1 v2; do
+	D=$T/$v M=$T/$v/model.safetensors
+	run "$D" "$M" lora lora 1,2 4
+	run "$D" "$M" lora lora_re 0,1 6
+	run "$D" "$M" adapter adapter 0,1 4
+	run "$D" "$M" prompt prompt 1,2 6
+	run "$D" "$M" prompt deep 0,1 4
+	run "$D" "$M" full full 0,1 4
+	run "$D" "$M" none - 1,2 6
+done
+D=$T/v2
+run "$D" "$D/model.safetensors" full full 2 3
+run "$D" "$D/model.safetensors" adapter adapter 2 6
+run "$D" "$D/mlaim" lora lora 2 4

@@ -1,11 +1,12 @@
 /* The trunk's adaptations (model_tune.h, tune_io.h, probe_tune.h).
  *
  * Run without arguments: finite-difference checks of every trainable
- * gradient of LoRA (all four targets), adapters, shallow and deep prompts
- * and full fine-tuning on a tiny random trunk, through features averaged
- * over two blocks below the top (so the partial training forward is
- * covered); LoRA merged = unmerged; an adapter directory written and read
- * back; a wrong-shape adapter refused.
+ * gradient of LoRA (every target: fc3 too on AIMv2), adapters, shallow and
+ * deep prompts and full fine-tuning on a tiny random trunk of each family
+ * (AIM v1, AIMv2), through features averaged over two blocks below the top
+ * (so the partial training forward is covered; AIMv2: through the
+ * post-trunk norm, whose weight full fine-tuning trains); LoRA merged = unmerged; an adapter directory written and read
+ * back; a wrong-shape adapter refused; fc3 on an AIM v1 trunk refused.
  *
  * Run as `test_tune dump MODEL ADAPTER|full|- HEAD PATCHES LAYERS MICRO OUT`
  * by tests/ref/test_tune_torch.sh: one joint step's logits, loss and every
@@ -41,31 +42,57 @@ static void fill(float *w, size_t n, double scale, uint64_t *s)
 	}
 }
 
-/* L = Σ R ⊙ mean over blocks {0, 1} of their patch tokens (of 3 blocks). */
-static double objective(aim_model *m)
+static int V2; /* the models below are AIMv2 ones (RMSNorm, SwiGLU, learned positions, no biases) */
+
+/* L = Σ R ⊙ f, f the mean over blocks {0, 1} of their patch tokens (of 3
+ * blocks); on AIMv2 f goes through the post-trunk norm, as the probe reads
+ * it. The mean and the norm's statistics into avg, st when not NULL. */
+static double objective_keep(aim_model *m, float *avg, float *st)
 {
 	aim_forward_opts fo = {.train = 1, .train_blocks = 2};
 	if (aim_model_forward(m, X, B, ROWS, COLS, &fo) < 0)
 		return NAN;
 	size_t n = (size_t)B * KP * m->cfg.dim;
-	float *f = calloc(n, sizeof(float));
+	float *f = calloc(n, sizeof(float)), *y = calloc(n, sizeof(float));
+	float *s2 = calloc(2 * (size_t)B * KP, sizeof(float));
 	aim_model_patch_tokens_add(m, 0, 0.5f, f);
 	aim_model_patch_tokens_add(m, 1, 0.5f, f);
+	if (V2)
+		aim_model_post_norm_train(m, y, s2, f, (int64_t)B * KP);
+	else
+		memcpy(y, f, n * sizeof(float));
 	double s = 0;
 	for (size_t i = 0; i < n; i++)
-		s += (double)f[i] * R[i];
-	free(f);
+		s += (double)y[i] * R[i];
+	if (avg)
+		memcpy(avg, f, n * sizeof(float));
+	if (st)
+		memcpy(st, s2, 2 * (size_t)B * KP * sizeof(float));
+	free(f), free(y), free(s2);
 	return s;
+}
+
+static double objective(aim_model *m)
+{
+	return objective_keep(m, NULL, NULL);
 }
 
 static void gradients(aim_model *m)
 {
-	objective(m);
+	size_t n = (size_t)B * KP * m->cfg.dim;
+	float *avg = malloc(n * sizeof(float)), *st = malloc(2 * (size_t)B * KP * sizeof(float));
+	float *dy = calloc(n, sizeof(float));
+	objective_keep(m, avg, st);
 	if (m->tune)
 		aim_tune_zero_grads(m->tune);
 	if (!m->frozen)
 		aim_model_zero_grads(m);
-	CHECK(aim_model_backward_at(m, R, AT, 0.5f) == 0);
+	if (V2)
+		aim_model_post_norm_bwd(m, dy, R, avg, st, (int64_t)B * KP);
+	else
+		memcpy(dy, R, n * sizeof(float));
+	CHECK(aim_model_backward_at(m, dy, AT, 0.5f) == 0);
+	free(avg), free(st), free(dy);
 }
 
 /* Central differences on a sample of the entries of w against g. */
@@ -94,13 +121,19 @@ static aim_model *tiny_model(void)
 	aim_config c = {.grid_rows = ROWS, .grid_cols = COLS, .patch = 2, .channels = 2, .dim = 8,
 			.depth = 3, .heads = 2, .mlp_hidden = 12, .proj_bias = 1, .mlp_bias = 1,
 			.nprobe = 1, .probe_layers = {2}};
+	if (V2) {
+		c.norm = AIM_NORM_RMS;
+		c.mlp = AIM_MLP_SWIGLU;
+		c.pos = AIM_POS_LEARNED;
+		c.proj_bias = c.mlp_bias = 0;
+	}
 	aim_model *m;
 	CHECK(aim_model_create(&m, &c, NULL) == 0);
 	CHECK(aim_model_init_params(m, 3) == 0);
 	/* LayerNorm and bias values away from 1 / 0 */
 	uint64_t s = 11;
 	for (int i = 0; i < m->nparams; i++)
-		if (m->info[i].ndim == 1) {
+		if (m->info[i].ndim == 1 || m->info[i].slot == &m->p.pos_embed) {
 			float *w = *m->info[i].slot;
 			fill(w, m->info[i].numel, 0.3, &s);
 			if (strstr(m->info[i].name, "norm") && strstr(m->info[i].name, "weight"))
@@ -156,8 +189,8 @@ static void check_full(void)
 	gradients(m);
 	for (int i = 0; i < m->nparams; i++) {
 		aim_param_info *p = &m->info[i];
-		if (strstr(p->name, "blocks.2.") || strstr(p->name, "post_trunk"))
-			continue;
+		if (strstr(p->name, "blocks.2.") || (!V2 && strstr(p->name, "post_trunk")))
+			continue; /* not reached (AIM v1's features are before its post-trunk norm) */
 		float *g = malloc(p->numel * sizeof(float));
 		memcpy(g, *p->grad_slot, p->numel * sizeof(float));
 		check_fd(m, p->name, *p->slot, g, p->numel);
@@ -179,7 +212,7 @@ static void features(aim_model *m, float *f)
 
 static void check_merge_and_files(void)
 {
-	aim_tune_config c = {.kind = AIM_TUNE_LORA, .rank = 3, .alpha = 5, .targets = 15};
+	aim_tune_config c = {.kind = AIM_TUNE_LORA, .rank = 3, .alpha = 5, .targets = V2 ? 31 : 15};
 	aim_model *m = tiny_model(), *plain = tiny_model();
 	aim_tune *t;
 	CHECK(aim_tune_create(&t, &c, 3, 8, 12, 8, NULL, 5) == 0);
@@ -357,19 +390,34 @@ int main(int argc, char **argv)
 	fill(X, (size_t)B * KP * 8, 1.0, &s);
 	AT[0] = AT[1] = 1;
 
-	aim_tune_config lora = {.kind = AIM_TUNE_LORA, .rank = 2, .alpha = 3, .targets = 15};
-	check_tune(&lora, "lora");
-	aim_tune_config adp = {.kind = AIM_TUNE_ADAPTER, .adapter_dim = 3};
-	check_tune(&adp, "adapter");
-	aim_tune_config pr = {.kind = AIM_TUNE_PROMPT, .prompts = 2};
-	check_tune(&pr, "prompt");
-	aim_tune_config deep = {.kind = AIM_TUNE_PROMPT, .prompts = 3, .deep = 1};
-	check_tune(&deep, "deep prompt");
-	check_full();
-	check_merge_and_files();
+	for (V2 = 0; V2 < 2; V2++) {
+		/* every target: AIM v1's four, AIMv2's five (fc3) */
+		aim_tune_config lora = {.kind = AIM_TUNE_LORA, .rank = 2, .alpha = 3,
+					.targets = V2 ? 31 : 15};
+		check_tune(&lora, V2 ? "aimv2 lora" : "lora");
+		aim_tune_config adp = {.kind = AIM_TUNE_ADAPTER, .adapter_dim = 3};
+		check_tune(&adp, V2 ? "aimv2 adapter" : "adapter");
+		aim_tune_config pr = {.kind = AIM_TUNE_PROMPT, .prompts = 2};
+		check_tune(&pr, V2 ? "aimv2 prompt" : "prompt");
+		aim_tune_config deep = {.kind = AIM_TUNE_PROMPT, .prompts = 3, .deep = 1};
+		check_tune(&deep, V2 ? "aimv2 deep prompt" : "deep prompt");
+		check_full();
+		check_merge_and_files();
+	}
+	/* fc3 on an AIM v1 trunk (GELU MLP): refused when attached */
+	V2 = 0;
+	aim_model *v1 = tiny_model();
+	aim_tune_config c3 = {.kind = AIM_TUNE_LORA, .rank = 2, .alpha = 2, .targets = 1u << AIM_LORA_FC3};
+	aim_tune *t3;
+	CHECK(aim_tune_create(&t3, &c3, 3, 8, 12, 8, NULL, 1) == 0);
+	CHECK(aim_model_set_tune(v1, t3, 1) < 0);
+	CHECK_MSG(strstr(aim_errmsg(), "fc3") != NULL, "error '%s'", aim_errmsg());
+	aim_tune_free(t3);
+	aim_model_free(v1);
 
 	unsigned bits;
 	CHECK(aim_lora_parse_targets("qkv,fc2", &bits) == 0 && bits == 9);
+	CHECK(aim_lora_parse_targets("fc3", &bits) == 0 && bits == 1u << AIM_LORA_FC3);
 	CHECK(aim_lora_parse_targets("qkv,mlp", &bits) < 0);
 	free(R), free(X);
 	return check_summary("test_tune");
