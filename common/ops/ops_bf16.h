@@ -8,7 +8,7 @@
  * gradients, LayerNorm, RMSNorm, softmax, GELU, SwiGLU, the loss and AdamW
  * stay fp32. On the CPU the attention's score and value products (Q Kᵀ,
  * P V and their backward) are GEMMs too and take bf16 operands likewise
- * for sequences of 32 tokens or more (ops_attention.c); CUDA's attention
+ * for sequences of 64 tokens or more (ops_attention.c); CUDA's attention
  * is one fused fp32 kernel.
  *
  * Weights: the bf16 copy of a weight tensor is made on its first product
