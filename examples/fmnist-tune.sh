@@ -13,7 +13,9 @@
 # EPOCHS (default 3, every method), THREADS (default all cores),
 # TRAIN_IMAGES (default: all 60k, augmented; a number: that many of the
 # unaugmented training patches, re-read each epoch: a quick check),
-# TEST_IMAGES (default 10000), METHODS (default "frozen lora adapter prompt full").
+# TEST_IMAGES (default 10000), METHODS (default "frozen lora adapter prompt full"),
+# PRECISION (the trunk's products in training and evaluation, fp32 or bf16;
+# default bf16 where the CPU has native bf16, as examples/fmnist.sh).
 set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$PWD/fmnist-demo}
@@ -28,6 +30,10 @@ if ! ls "$OUT"/run/step-*.safetensors >/dev/null 2>&1; then
 	OUT="$OUT" THREADS="$THREADS" sh "$TOP/examples/fmnist.sh"
 fi
 make -C "$TOP" -s -j"$THREADS" >&2
+if [ -z "${PRECISION:-}" ]; then
+	PRECISION=fp32
+	"$B/aim-probe" --version | grep -q "bf16 brg:" && PRECISION=bf16
+fi
 cd "$OUT"
 ckpt=$(ls run/step-*.safetensors | tail -n 1)
 P="--channels 1 --size 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREADS -q"
@@ -51,10 +57,10 @@ train() { # name options...
 		"$B/aim-patchify" $P --transform train --scale 0.6,1 --epochs "$EPOCHS" --shuffle \
 			--seed 2 data/train |
 			"$B/aim-probe" -m "$ckpt" --layers all --queries 8 --epochs "$EPOCHS" --batch 128 \
-				--threads "$THREADS" "$@" -o "tune/$name-head.safetensors" 2>"tune/$name.log"
+				--precision "$PRECISION" --threads "$THREADS" "$@" -o "tune/$name-head.safetensors" 2>"tune/$name.log"
 	else
 		"$B/aim-probe" -m "$ckpt" --layers all --queries 8 --epochs "$EPOCHS" --batch 128 \
-			--threads "$THREADS" "$@" -o "tune/$name-head.safetensors" tune-train.aimt \
+			--precision "$PRECISION" --threads "$THREADS" "$@" -o "tune/$name-head.safetensors" tune-train.aimt \
 			2>"tune/$name.log"
 	fi
 	echo $(( $(date +%s) - t0 )) >"tune/$name.seconds"
@@ -67,7 +73,7 @@ evaluate() { # name [--adapter DIR | -m MODEL]
 	-m) model=$2 ;;
 	esac
 	t0=$(date +%s.%N)
-	"$B/aim-eval" -q -m "$model" $adapter --layers all --head "tune/$name-head.safetensors" \
+	"$B/aim-eval" -q -m "$model" $adapter --precision "$PRECISION" --layers all --head "tune/$name-head.safetensors" \
 		--batch 256 --threads "$THREADS" --json tune-test.aimt >"tune/$name.json"
 	python3 -c "import sys; print('%.0f' % ($TEST_IMAGES / (float(sys.argv[2]) - float(sys.argv[1]))))" \
 		"$t0" "$(date +%s.%N)" >"tune/$name.ips"
@@ -97,7 +103,7 @@ done
 
 # the table: trainable values from aim-probe's own report
 {
-	echo "Fashion-MNIST, $TEST_IMAGES test images, $EPOCHS epochs each, training images: $TRAIN_IMAGES, $THREADS threads"
+	echo "Fashion-MNIST, $TEST_IMAGES test images, $EPOCHS epochs each, training images: $TRAIN_IMAGES, $PRECISION, $THREADS threads"
 	echo
 	echo "| method | top-1 % | trainable trunk values | % of trunk | training s | inference img/s |"
 	echo "| --- | --- | --- | --- | --- | --- |"
