@@ -831,6 +831,11 @@ static int decode_open(tiff_job *j, const uint8_t *data, size_t len, int channel
 int aim_decode_tiff(const uint8_t *data, size_t len, int channels, int64_t max_pixels, aim_image *out)
 {
 	pthread_once(&quiet_once, quiet_globals);
+	/* Pillow 9.4 takes a file for BigTIFF by its third byte alone, so it
+	 * reads a big-endian BigTIFF header as a classic one (its first
+	 * directory then lies at 0x00080000) and fails */
+	if (len >= 4 && !memcmp(data, "MM\0+", 4))
+		return aim_error("TIFF: big-endian BigTIFF is not read (Pillow 9.4 misreads its header)");
 	memtiff m = {.data = data, .size = len};
 	m.fix_version = len >= 4 && (!memcmp(data, "MM*\0", 4) || !memcmp(data, "II\0*", 4));
 	TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();

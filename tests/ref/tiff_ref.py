@@ -5,7 +5,7 @@ verdicts against Pillow 9.4.
   tiff_ref.py gen DIR    DIR/*.tif: every mode Pillow reads and writes, in
                          every compression it writes (written by Pillow), and
                          by hand (tiff_ref.write_tiff, below) what Pillow
-                         reads but does not write: big-endian files, tiles,
+                         reads but does not write: big-endian files, BigTIFF, tiles,
                          separate planes, fill order 2, 2/4/12-bit grey,
                          1/2/4-bit palettes, associated alpha, 16-bit RGB(A)
                          and CMYK, orientations, missing tags, a first page
@@ -66,8 +66,9 @@ def packbits(data):
 
 def write_tiff(path, arr, bits, photo, be=False, dtype=None, compression=1, tile=None, rps=None,
                planar=1, extra=(), sampleformat=None, fillorder=None, colormap=None, orientation=None,
-               omit=(), spp_tag=None, version=None):
-    """arr: (h, w, spp) samples. dtype: numpy type for 8..32-bit samples."""
+               omit=(), spp_tag=None, version=None, bigtiff=False):
+    """arr: (h, w, spp) samples. dtype: numpy type for 8..32-bit samples.
+    bigtiff: the 64-bit layout (version 43, 20-byte entries)."""
     h, w, spp = arr.shape
     e = ">" if be else "<"
     planes = [arr[:, :, p : p + 1] for p in range(spp)] if planar == 2 else [arr]
@@ -100,6 +101,8 @@ def write_tiff(path, arr, bits, photo, be=False, dtype=None, compression=1, tile
             for y in range(0, h, r):
                 blocks.append(block(pl[y : y + r]))
     head = (b"MM" if be else b"II") + (version or (b"\0*" if be else b"*\0")) + b"\0\0\0\0"
+    if bigtiff:
+        head = (b"MM" if be else b"II") + struct.pack(e + "HHHQ", 43, 8, 0, 0)
     body = bytearray(head)
     offs = []
     for b in blocks:
@@ -129,22 +132,26 @@ def write_tiff(path, arr, bits, photo, be=False, dtype=None, compression=1, tile
         tags.pop(t, None)
     ifd_at = len(body)
     n = len(tags)
-    data_at = ifd_at + 2 + 12 * n + 4
-    ifd, data = bytearray(struct.pack(e + "H", n)), bytearray()
+    cnt, ent, nxt, inline, ofs = ("Q", 20, 8, 8, "Q") if bigtiff else ("H", 12, 4, 4, "I")
+    data_at = ifd_at + struct.calcsize(cnt) + ent * n + nxt
+    ifd, data = bytearray(struct.pack(e + cnt, n)), bytearray()
     for tag in sorted(tags):
         typ, vals = tags[tag]
         fmt = "H" if typ == 3 else "I"
         raw = struct.pack(e + fmt * len(vals), *[int(v) for v in vals])
-        if len(raw) <= 4:
-            ifd += struct.pack(e + "HHI", tag, typ, len(vals)) + raw.ljust(4, b"\0")
+        if len(raw) <= inline:
+            ifd += struct.pack(e + "HH" + ofs, tag, typ, len(vals)) + raw.ljust(inline, b"\0")
         else:
-            ifd += struct.pack(e + "HHII", tag, typ, len(vals), data_at + len(data))
+            ifd += struct.pack(e + "HH" + ofs + ofs, tag, typ, len(vals), data_at + len(data))
             data += raw
             if len(data) % 2:
                 data += b"\0"
-    ifd += b"\0\0\0\0"
+    ifd += bytes(nxt)
     body += ifd + data
-    body[4:8] = struct.pack(e + "I", ifd_at)
+    if bigtiff:
+        body[8:16] = struct.pack(e + "Q", ifd_at)
+    else:
+        body[4:8] = struct.pack(e + "I", ifd_at)
     open(path, "wb").write(bytes(body))
 
 
@@ -276,6 +283,12 @@ def cmd_gen(root):
         write_tiff(f(f"hand_orientation_{o}_tiled.tif"), c3, 8, 2, False, np.uint8, 8, tile=(16, 16), orientation=o)
     write_tiff(f("hand_orientation_3_1bit.tif"), g >> 7, 1, 1, orientation=3)
     write_tiff(f("hand_orientation_9.tif"), g, 8, 1, False, np.uint8, orientation=9)
+    # BigTIFF, striped and tiled (big-endian: Pillow 9.4 misreads the header, edge/)
+    write_tiff(f("hand_bigtiff_RGB_ii_deflate.tif"), c3, 8, 2, False, np.uint8, 8, rps=8, bigtiff=True)
+    write_tiff(e("bigtiff_I16_mm_raw.tif"), g * 5, 16, 1, True, np.uint16, bigtiff=True)
+    write_tiff(e("bigtiff_tiled_L_mm.tif"), g, 8, 0, True, np.uint8, 32773, tile=(16, 16), bigtiff=True)
+    write_tiff(f("hand_bigtiff_tiled_L_ii.tif"), g, 8, 0, False, np.uint8, 32773, tile=(16, 16), bigtiff=True)
+    write_tiff(f("hand_bigtiff_no_photometric.tif"), g, 8, 1, False, np.uint8, omit=(262,), bigtiff=True)
     # the header's version bytes swapped (Pillow reads it by its byte order)
     write_tiff(f("hand_version_swapped.tif"), g, 8, 1, False, np.uint8, version=b"\0*")
     # ---- LAB: Pillow converts it through LittleCMS; aim-patchify refuses it
