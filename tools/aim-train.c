@@ -8,14 +8,12 @@
  * in RUNDIR checkpoints step-NNNNNNNN.safetensors (aim-extract loads them
  * as they are), log.csv, loss.png and predictions.png. --resume continues
  * exactly where the newest checkpoint stopped. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -32,6 +30,7 @@
 #include "train_log.h"
 #include "train_preview.h"
 #include "train_rng.h"
+#include "train_shape.h"
 #include "train_step.h"
 
 static const char usage[] =
@@ -110,20 +109,6 @@ typedef struct {
 	int ninputs;
 } train_opts;
 
-/* Small CPU shapes beside the published ones. */
-static const struct {
-	const char *name;
-	int img, patch, channels, dim, depth, heads, head_blocks, head_dim;
-} presets[] = {
-	{"fmnist", 28, 7, 1, 192, 6, 3, 1, 192},
-	{"vit-s", 224, 14, 3, 384, 12, 6, 2, 384},
-	{"aim-600M", 224, 14, 3, 1536, 24, 12, 12, 2048},
-	{"aim-1B", 224, 14, 3, 2048, 24, 16, 12, 2048},
-	{"aim-3B", 224, 14, 3, 3072, 24, 24, 12, 2048},
-	{"aim-7B", 224, 14, 3, 4096, 32, 32, 12, 2048},
-};
-#define NPRESETS (int)(sizeof presets / sizeof presets[0])
-
 /* Every failure ends every rank of the job. */
 static _Noreturn void fail(void)
 {
@@ -183,7 +168,7 @@ static void parse_options(train_opts *o, int argc, char **argv)
 	o->head_blocks = -1;
 	o->v = aim_variant_default();
 	o->chunks = 4;
-	int c, k;
+	int c;
 	while ((c = getopt_long(argc, argv, "o:" AIM_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PRESET: o->preset = optarg; break;
@@ -227,29 +212,19 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		case OPT_VAL: o->val = optarg; break;
 		case OPT_VAL_EVERY: o->val_every = (long)aim_opt_int("--val-every", optarg, 0, 99999999); break;
 		case OPT_HEAD:
-			if ((k = aim_head_parse(optarg)) < 0)
-				aim_usage_error("unknown --head '%s' (mlp, none, transformer)", optarg);
-			o->v.head = (aim_head_kind)k;
+			o->v.head = aim_opt_head(optarg);
 			o->head_given = 1;
 			break;
 		case OPT_ORDER:
-			if ((k = aim_order_parse(optarg)) < 0)
-				aim_usage_error("unknown --order '%s' (raster, spiral, checkerboard, "
-						"random)", optarg);
-			o->v.order = (aim_order_kind)k;
+			o->v.order = aim_opt_order(optarg);
 			o->order_given = 1;
 			break;
 		case OPT_ATTENTION:
-			if ((k = aim_attn_parse(optarg)) < 0)
-				aim_usage_error("unknown --attention '%s' (prefix, causal)", optarg);
-			o->v.attention = (aim_attn_kind)k;
+			o->v.attention = aim_opt_attention(optarg);
 			o->attention_given = 1;
 			break;
 		case OPT_OBJECTIVE:
-			if ((k = aim_objective_parse(optarg)) < 0)
-				aim_usage_error("unknown --objective '%s' (autoregressive, masked)",
-						optarg);
-			o->v.objective = (aim_objective_kind)k;
+			o->v.objective = aim_opt_objective(optarg);
 			o->objective_given = 1;
 			break;
 		case OPT_CHUNKS: o->chunks = (int)aim_opt_int("--chunks", optarg, 0, 4096); break;
@@ -268,14 +243,9 @@ static void parse_options(train_opts *o, int argc, char **argv)
 		aim_usage_error("give --preset, --init, --resume or all of --dim, --depth and --heads");
 	if (o->batch % o->accum)
 		aim_usage_error("--batch %d is not a multiple of --accum %d", o->batch, o->accum);
-	if (o->preset) {
-		int found = 0;
-		for (int i = 0; i < NPRESETS; i++)
-			found |= !strcasecmp(o->preset, presets[i].name);
-		if (!found)
-			aim_usage_error("unknown --preset '%s' (fmnist, vit-s, aim-600M, aim-1B, "
-					"aim-3B, aim-7B)", o->preset);
-	}
+	if (o->preset && !aim_train_preset_find(o->preset))
+		aim_usage_error("unknown --preset '%s' (fmnist, vit-s, aim-600M, aim-1B, "
+				"aim-3B, aim-7B)", o->preset);
 	if (o->v.objective == AIM_OBJ_MASKED && o->v.order != AIM_ORDER_RASTER)
 		aim_usage_error("--objective masked has no --order (its attention is bidirectional)");
 	if (o->v.objective == AIM_OBJ_MASKED && o->v.attention != AIM_ATTN_PREFIX)
@@ -288,149 +258,21 @@ static void parse_options(train_opts *o, int argc, char **argv)
 	o->ninputs = argc - optind;
 }
 
-/* The architecture of a new run: preset, then flags by hand; geometry
- * from the preset when it fixes one, else from the stream. */
+/* The architecture of a new run (train_shape.h). */
 static void new_config(const train_opts *o, const aim_geometry *g, aim_config *c, int *head_blocks,
 		       int *head_dim)
 {
-	memset(c, 0, sizeof *c);
-	int img = 0, patch = 0, channels = 0;
-	*head_blocks = 2;
-	*head_dim = 0;
-	c->dim = 0;
-	if (o->preset)
-		for (int i = 0; i < NPRESETS; i++)
-			if (!strcasecmp(o->preset, presets[i].name)) {
-				img = presets[i].img;
-				patch = presets[i].patch;
-				channels = presets[i].channels;
-				c->dim = presets[i].dim;
-				c->depth = presets[i].depth;
-				c->heads = presets[i].heads;
-				*head_blocks = presets[i].head_blocks;
-				*head_dim = presets[i].head_dim;
-			}
-	if (o->dim)
-		c->dim = o->dim;
-	if (o->depth)
-		c->depth = o->depth;
-	if (o->heads)
-		c->heads = o->heads;
-	if (!c->dim || !c->depth || !c->heads)
-		aim_usage_error("give --preset or all of --dim, --depth and --heads");
-	if (o->head_blocks >= 0)
-		*head_blocks = o->head_blocks;
-	if (o->head_dim)
-		*head_dim = o->head_dim;
-	if (!*head_dim || o->v.head == AIM_HEAD_NONE)
-		*head_dim = c->dim; /* none: the head maps the trunk's width to pixels */
-	if (o->v.head == AIM_HEAD_NONE)
-		*head_blocks = 0;
-	if (o->arch && !strcmp(o->arch, "aimv2")) {
-		c->norm = AIM_NORM_RMS;
-		c->mlp = AIM_MLP_SWIGLU;
-		c->pos = AIM_POS_LEARNED;
-		c->norm_eps = 1e-5f;
-	}
-	if (o->mlp_ratio > 0) {
-		c->mlp_hidden = (int)lround(o->mlp_ratio * c->dim);
-	} else if (c->mlp == AIM_MLP_SWIGLU) {
-		/* 8/3 of the width (SwiGLU's three matrices cost GELU's two of
-		 * 4x), rounded up to a multiple of 256 when the width is one —
-		 * the published AIMv2 widths 2816, 4096, 5632, 8192 — else of 8 */
-		int m = c->dim % 256 == 0 ? 256 : 8;
-		c->mlp_hidden = (8 * c->dim / 3 + m - 1) / m * m;
-	} else {
-		c->mlp_hidden = 4 * c->dim;
-	}
-	if (patch && (g->patch != patch || g->channels != channels ||
-		      g->rows * patch != img || g->cols * patch != img)) {
-		aim_error("the stream has %d-channel %dx%d patches on a %dx%d grid; preset %s takes "
-			  "%d-channel %dx%d patches of %dx%d images",
-			  g->channels, g->patch, g->patch, g->rows, g->cols, o->preset, channels,
-			  patch, patch, img, img);
-		fail();
-	}
-	c->patch = g->patch;
-	c->channels = g->channels;
-	c->grid_rows = g->rows;
-	c->grid_cols = g->cols;
-	c->nprobe = c->depth < 6 ? c->depth : 6;
-	for (int i = 0; i < c->nprobe; i++)
-		c->probe_layers[i] = c->depth - c->nprobe + i;
-	if (aim_config_check(c))
+	aim_train_shape sh = {o->preset, o->arch, o->dim, o->depth, o->heads, o->head_blocks,
+			      o->head_dim, o->mlp_ratio, o->v.head};
+	if (aim_train_new_config(&sh, g, c, head_blocks, head_dim))
 		fail();
 }
 
 /* The stream must fit the model: same patch, channels and grid. */
 static void check_fit(const aim_config *c, const aim_geometry *g, const char *what)
 {
-	if (c->patch != g->patch || c->channels != g->channels || c->grid_rows != g->rows ||
-	    c->grid_cols != g->cols) {
-		aim_error("the input has %d-channel %dx%d patches on a %dx%d grid, but %s takes "
-			  "%d-channel %dx%d patches on a %dx%d grid",
-			  g->channels, g->patch, g->patch, g->rows, g->cols, what, c->channels,
-			  c->patch, c->patch, c->grid_rows, c->grid_cols);
+	if (aim_train_check_fit(c, g, what))
 		fail();
-	}
-}
-
-/* Whole validation stream in memory. */
-static float *read_val(const char *path, const aim_geometry *g, int *n)
-{
-	aim_source s;
-	const char *paths[1] = {path};
-	if (aim_source_open(&s, paths, 1, 0, 1))
-		fail();
-	if (aim_source_geometry(&s) < 0)
-		fail();
-	if (!s.have_geom) {
-		aim_error("%s: no images", path);
-		fail();
-	}
-	check_fit(&(aim_config){.patch = g->patch, .channels = g->channels, .grid_rows = g->rows,
-				 .grid_cols = g->cols},
-		  &s.geom, "the training stream");
-	size_t per = (size_t)g->K * g->P;
-	int cap = 256, got = 0, rc = 0;
-	float *x = malloc(sizeof(float) * per * cap);
-	uint64_t *gi = malloc(sizeof(uint64_t) * cap);
-	while (x && gi && (rc = aim_source_next(&s, x + per * got, gi, cap - got)) > 0) {
-		got += rc;
-		if (got == cap) {
-			cap *= 2;
-			x = realloc(x, sizeof(float) * per * cap);
-			gi = realloc(gi, sizeof(uint64_t) * cap);
-		}
-	}
-	if (!x || !gi) {
-		aim_error("out of memory reading %s", path);
-		fail();
-	}
-	if (rc < 0)
-		fail();
-	aim_source_close(&s);
-	free(gi);
-	*n = got;
-	return x;
-}
-
-static void make_dir(const char *dir)
-{
-	if (mkdir(dir, 0777) && errno != EEXIST) {
-		aim_error("%s: cannot create directory: %s", dir, strerror(errno));
-		fail();
-	}
-}
-
-static void fmt_eta(char *buf, size_t n, double s)
-{
-	if (!(s >= 0) || s > 1e8)
-		snprintf(buf, n, "?");
-	else if (s >= 3600)
-		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-	else
-		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
 /* Everything one run holds. */
@@ -457,21 +299,7 @@ typedef struct {
 /* --resume: the newest checkpoint and its training state. */
 static void open_checkpoint(train_run *r)
 {
-	int rc = aim_ckpt_latest(r->o.resume, r->ckpath, sizeof r->ckpath);
-	if (rc < 0)
-		fail();
-	if (rc == 0) {
-		aim_error("%s: no checkpoint to resume from", r->o.resume);
-		fail();
-	}
-	if (aim_st_open(&r->ck, r->ckpath))
-		fail();
-	const char *js = aim_record_get_meta(&r->ck.rec, "aim.train");
-	if (!js) {
-		aim_error("%s: not a training checkpoint (no aim.train metadata)", r->ckpath);
-		fail();
-	}
-	if (aim_train_state_parse(&r->st, js, r->ckpath))
+	if (aim_ckpt_resume(r->o.resume, r->ckpath, sizeof r->ckpath, &r->ck, &r->st))
 		fail();
 	r->resuming = 1;
 }
@@ -495,26 +323,6 @@ static void open_input(train_run *r)
 		fail();
 	}
 	r->g = r->src.geom;
-}
-
-/* Pixel-head shape of an aim-train checkpoint given to --init; 0 if the
- * file has no pixel head of this kind. */
-static int head_shape_in(const aim_record *rec, aim_head_kind kind, int *blocks, int *dim)
-{
-	const aim_tensor *pw = aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "proj.weight");
-	const int is_tf = aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "blocks.0.norm_1.weight") != 0;
-	if (kind == AIM_HEAD_NONE) /* pred.weight [P, D] alone */
-		return !pw && aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "pred.weight");
-	if (!pw || pw->ndim != 2 || is_tf != (kind == AIM_HEAD_TRANSFORMER))
-		return 0;
-	*dim = (int)pw->shape[0];
-	char nm[96];
-	for (*blocks = 0;; (*blocks)++) {
-		snprintf(nm, sizeof nm, AIM_PIXEL_HEAD_PREFIX "blocks.%d.%s", *blocks,
-			 is_tf ? "norm_1.weight" : "norm.weight");
-		if (!aim_record_find(rec, nm))
-			return 1;
-	}
 }
 
 /* --arch must name the family of the weights a run continues from. */
@@ -566,7 +374,7 @@ static int build_model(train_run *r, aim_stfile *initf)
 					 .v = o->v},
 			   &r->g, &shape, &head_blocks, &head_dim);
 		if (aim_st_open(initf, o->init) == 0)
-			head_from_init = head_shape_in(&initf->rec, o->v.head, &head_blocks, &head_dim);
+			head_from_init = aim_pixel_head_shape_in(&initf->rec, o->v.head, &head_blocks, &head_dim);
 		aim_error_clear();
 	} else {
 		new_config(o, &r->g, &r->cfg, &head_blocks, &head_dim);
@@ -636,24 +444,6 @@ static void settle_state(train_run *r)
 	r->sched = (aim_schedule){st->lr, st->min_lr, st->warmup, st->total};
 }
 
-/* The backend of this rank. Several processes on one machine asked for
- * "cuda" (or "auto") take one GPU each: local rank i gets GPU i. */
-static const aim_backend *select_device(const train_run *r)
-{
-	const char *dev = r->o.device ? r->o.device : "cpu";
-	int shared = aim_dist_local_size() > 1;
-	if (shared && (!strcmp(dev, "cuda") || !strcmp(dev, "auto"))) {
-		char name[32];
-		snprintf(name, sizeof name, "cuda:%d", aim_dist_local_rank());
-		const aim_backend *be = aim_backend_select(name);
-		if (be || !strcmp(dev, "cuda"))
-			return be;
-		aim_error_clear();
-		return aim_backend_cpu(); /* auto: no GPU for this rank */
-	}
-	return aim_backend_select(dev);
-}
-
 /* Pixel head, optimiser and moments. */
 static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 {
@@ -689,7 +479,7 @@ static void make_trainer(train_run *r, aim_stfile *initf, int head_from_init)
 	if (initf->map)
 		aim_st_close(initf);
 	/* The state is loaded on the host; the first step uploads it. */
-	const aim_backend *be = select_device(r);
+	const aim_backend *be = aim_backend_for_rank(r->o.device ? r->o.device : "cpu");
 	if (!be || aim_backend_set_precision(be, r->o.precision) ||
 	    aim_trainer_set_backend(tr, be))
 		fail();
@@ -702,13 +492,15 @@ static void open_outputs(train_run *r)
 {
 	if (r->rank != 0)
 		return;
-	make_dir(r->o.rundir);
+	if (aim_mkdir(r->o.rundir))
+		fail();
 	if (r->resuming)
 		aim_ckpt_remove_partial(r->o.rundir);
 	if (aim_trainlog_open(&r->log, r->o.rundir, r->resuming ? r->st.step : -1))
 		fail();
 	if (r->o.val) {
-		r->val = read_val(r->o.val, &r->g, &r->nval);
+		if (!(r->val = aim_train_read_val(r->o.val, &r->g, &r->nval)))
+			fail();
 		if (r->o.chunks &&
 		    (aim_chunklog_open(&r->chunks, r->o.rundir, r->o.chunks,
 				       r->resuming ? r->st.step : -1) ||
@@ -799,16 +591,9 @@ int main(int argc, char **argv)
 		 r->resuming ? r->ckpath : "new run", r->cfg.dim, r->cfg.depth, r->cfg.heads,
 		 st->head_blocks, st->head_dim, g->channels, g->patch, g->patch, g->rows, g->cols,
 		 r->tr.optim.total, r->world, r->world == 1 ? "" : "es", st->batch);
-	const aim_variant dv = aim_variant_default(), *v = &st->v;
-	if (v->order != dv.order || v->attention != dv.attention || v->objective != dv.objective ||
-	    v->head != dv.head) {
-		if (v->objective == AIM_OBJ_MASKED)
-			aim_info("masked objective (%g of the patches), %s head", v->mask_ratio,
-				 aim_head_name(v->head));
-		else
-			aim_info("%s order, %s attention, %s head", aim_order_name(v->order),
-				 aim_attn_name(v->attention), aim_head_name(v->head));
-	}
+	char variant[128];
+	if (aim_variant_describe(&st->v, variant, sizeof variant))
+		aim_info("%s", variant);
 
 	const size_t per = (size_t)g->K * g->P;
 	aim_prefetch input; /* the next batch is read while a step computes */
@@ -878,7 +663,7 @@ int main(int argc, char **argv)
 		if (aim_trainlog_row(&r->log, st->step, loss, lr, gnorm, ips, vloss))
 			fail();
 		char eta[32], epoch[32] = "";
-		fmt_eta(eta, sizeof eta, (now - t_start) / run_steps * (st->total - st->step));
+		aim_fmt_eta(eta, sizeof eta, (now - t_start) / run_steps * (st->total - st->step));
 		if (epoch_now >= 0)
 			snprintf(epoch, sizeof epoch, "  epoch %d", epoch_now);
 		aim_progress_update(&prog, "step %ld/%ld  loss %.4f  %.1f img/s  ETA %s%s", st->step,

@@ -192,3 +192,10 @@ void aim_lock_release(int fd)
 	if (fd >= 0)
 		close(fd); /* closing the descriptor releases the lock */
 }
+
+int aim_mkdir(const char *dir)
+{
+	if (mkdir(dir, 0777) && errno != EEXIST)
+		return aim_error("%s: cannot create directory: %s", dir, strerror(errno));
+	return AIM_OK;
+}

@@ -37,4 +37,7 @@ int aim_write_file_atomic(const char *path, const void *buf, size_t len);
 int aim_lock_take(const char *path, int *fd);
 void aim_lock_release(int fd);
 
+/* mkdir(dir), content when it exists already. */
+int aim_mkdir(const char *dir);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "dist.h"
 #include "dnnl_gemm.h"
 #include "gemm.h"
 #include "err.h"
@@ -185,4 +186,19 @@ const char *aim_backend_line(const aim_backend *be)
 	snprintf(line, sizeof line, "%s (%s)", be->name,
 		 be->describe ? be->describe() : "no description");
 	return line;
+}
+
+const aim_backend *aim_backend_for_rank(const char *dev)
+{
+	int shared = aim_dist_local_size() > 1;
+	if (shared && (!strcmp(dev, "cuda") || !strcmp(dev, "auto"))) {
+		char name[32];
+		snprintf(name, sizeof name, "cuda:%d", aim_dist_local_rank());
+		const aim_backend *be = aim_backend_select(name);
+		if (be || !strcmp(dev, "cuda"))
+			return be;
+		aim_error_clear();
+		return aim_backend_cpu(); /* auto: no GPU for this rank */
+	}
+	return aim_backend_select(dev);
 }

@@ -158,4 +158,9 @@ const char *aim_backend_line(const aim_backend *be);
  * library (starting its device) on the first call. */
 const char *aim_backend_describe(void);
 
+/* aim_backend_select for this process of a job: several processes on one
+ * machine asking for "cuda" (or "auto") take one GPU each, local rank i
+ * GPU i ("auto": the CPU for a rank without one). */
+const aim_backend *aim_backend_for_rank(const char *device);
+
 #endif

@@ -318,3 +318,19 @@ int aim_ckpt_load_moments(aim_optim *o, const aim_record *r, const char *what)
 	}
 	return 0;
 }
+
+int aim_ckpt_resume(const char *rundir, char *path, size_t n, aim_stfile *ck,
+		    aim_train_state *st)
+{
+	int rc = aim_ckpt_latest(rundir, path, n);
+	if (rc < 0)
+		return AIM_ERR;
+	if (rc == 0)
+		return aim_error("%s: no checkpoint to resume from", rundir);
+	if (aim_st_open(ck, path))
+		return AIM_ERR;
+	const char *js = aim_record_get_meta(&ck->rec, "aim.train");
+	if (!js)
+		return aim_error("%s: not a training checkpoint (no aim.train metadata)", path);
+	return aim_train_state_parse(st, js, path) ? AIM_ERR : AIM_OK;
+}

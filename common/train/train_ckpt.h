@@ -21,6 +21,7 @@
 
 #include "model.h"
 #include "record.h"
+#include "safetensors.h"
 #include "train_head.h"
 #include "train_optim.h"
 #include "train_variant.h"
@@ -65,6 +66,10 @@ int aim_ckpt_save(const char *rundir, const aim_model *m, aim_pixel_head *h,
 int aim_ckpt_load_mask_token(float *token, int dim, const aim_record *r, const char *what);
 /* Newest checkpoint of RUNDIR: 1 and its path, 0 if none, AIM_ERR. */
 int aim_ckpt_latest(const char *rundir, char *path, size_t n);
+/* --resume RUNDIR: open its newest checkpoint (path, ck) and parse its
+ * training state into st; an error when there is none. */
+int aim_ckpt_resume(const char *rundir, char *path, size_t n, aim_stfile *ck,
+		    aim_train_state *st);
 
 /* Remove what a killed run left half-written in RUNDIR: the temporary
  * files (".NAME.tmpPID") of checkpoints, log.csv and the pictures. Only

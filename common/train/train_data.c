@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "train_data.h"
+#include "train_shape.h"
 
 int aim_source_open(aim_source *s, const char *const *paths, int npaths, int rank, int world)
 {
@@ -101,4 +102,43 @@ int aim_source_next(aim_source *s, float *x, uint64_t *gidx, int n)
 		gidx[got++] = g;
 	}
 	return got;
+}
+
+/* Whole validation stream in memory. */
+float *aim_train_read_val(const char *path, const aim_geometry *g, int *n)
+{
+	aim_source s;
+	const char *paths[1] = {path};
+	if (aim_source_open(&s, paths, 1, 0, 1))
+		return NULL;
+	if (aim_source_geometry(&s) < 0 || (!s.have_geom && aim_error("%s: no images", path)) ||
+	    aim_train_check_fit(&(aim_config){.patch = g->patch, .channels = g->channels,
+					      .grid_rows = g->rows, .grid_cols = g->cols},
+				&s.geom, "the training stream")) {
+		aim_source_close(&s);
+		return NULL;
+	}
+	size_t per = (size_t)g->K * g->P;
+	int cap = 256, got = 0, rc = 0;
+	float *x = malloc(sizeof(float) * per * cap);
+	uint64_t *gi = malloc(sizeof(uint64_t) * cap);
+	while (x && gi && (rc = aim_source_next(&s, x + per * got, gi, cap - got)) > 0) {
+		got += rc;
+		if (got == cap) {
+			cap *= 2;
+			x = realloc(x, sizeof(float) * per * cap);
+			gi = realloc(gi, sizeof(uint64_t) * cap);
+		}
+	}
+	aim_source_close(&s);
+	if (!x || !gi || rc < 0) {
+		if (!x || !gi)
+			aim_error("out of memory reading %s", path);
+		free(x);
+		free(gi);
+		return NULL;
+	}
+	free(gi);
+	*n = got;
+	return x;
 }

@@ -41,4 +41,8 @@ int aim_source_skip_to(aim_source *s, uint64_t g);
  * returns how many (fewer only at the end of the stream), AIM_ERR. */
 int aim_source_next(aim_source *s, float *x, uint64_t *gidx, int n);
 
+/* A whole validation stream (path) in memory as floats, its n images of the
+ * training stream's geometry g; NULL on error. */
+float *aim_train_read_val(const char *path, const aim_geometry *g, int *n);
+
 #endif

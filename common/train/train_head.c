@@ -478,3 +478,21 @@ int aim_pixel_head_from_record(aim_pixel_head *h, const aim_record *r, const cha
 	}
 	return 0;
 }
+
+int aim_pixel_head_shape_in(const aim_record *rec, aim_head_kind kind, int *blocks, int *dim)
+{
+	const aim_tensor *pw = aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "proj.weight");
+	const int is_tf = aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "blocks.0.norm_1.weight") != 0;
+	if (kind == AIM_HEAD_NONE) /* pred.weight [P, D] alone */
+		return !pw && aim_record_find(rec, AIM_PIXEL_HEAD_PREFIX "pred.weight");
+	if (!pw || pw->ndim != 2 || is_tf != (kind == AIM_HEAD_TRANSFORMER))
+		return 0;
+	*dim = (int)pw->shape[0];
+	char nm[96];
+	for (*blocks = 0;; (*blocks)++) {
+		snprintf(nm, sizeof nm, AIM_PIXEL_HEAD_PREFIX "blocks.%d.%s", *blocks,
+			 is_tf ? "norm_1.weight" : "norm.weight");
+		if (!aim_record_find(rec, nm))
+			return 1;
+	}
+}

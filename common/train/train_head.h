@@ -134,4 +134,8 @@ int aim_pixel_head_to_record(aim_pixel_head *h, aim_record *r);
 /* Load every tensor from a record, checking each shape by name. */
 int aim_pixel_head_from_record(aim_pixel_head *h, const aim_record *r, const char *what);
 
+/* The shape of the pixel head of this kind in an aim-train checkpoint
+ * (blocks, width); 0 if rec has none of that kind. */
+int aim_pixel_head_shape_in(const aim_record *rec, aim_head_kind kind, int *blocks, int *dim);
+
 #endif

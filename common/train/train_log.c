@@ -139,3 +139,13 @@ void aim_trainlog_close(aim_trainlog *l)
 	free(l->val);
 	memset(l, 0, sizeof *l);
 }
+
+void aim_fmt_eta(char *buf, size_t n, double s)
+{
+	if (!(s >= 0) || s > 1e8)
+		snprintf(buf, n, "?");
+	else if (s >= 3600)
+		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+	else
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}

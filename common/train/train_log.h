@@ -27,4 +27,8 @@ int aim_trainlog_row(aim_trainlog *l, long step, double loss, double lr, double 
 int aim_trainlog_plot(const aim_trainlog *l, const char *path);
 void aim_trainlog_close(aim_trainlog *l);
 
+/* A time left for the progress line: "1h05m", "4m30s", or "?" when not
+ * known. */
+void aim_fmt_eta(char *buf, size_t n, double s);
+
 #endif

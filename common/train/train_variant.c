@@ -1,8 +1,10 @@
 /* Orders, masks and the names of the variants (train_variant.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "err.h"
 #include "train_rng.h"
 #include "train_variant.h"
@@ -124,4 +126,51 @@ void aim_mask_places(unsigned char *flags, int *p, uint64_t seed, uint64_t strea
 	}
 	for (int i = 0; i < count; i++)
 		flags[p[i]] = 1;
+}
+
+aim_head_kind aim_opt_head(const char *arg)
+{
+	int k = aim_head_parse(arg);
+	if (k < 0)
+		aim_usage_error("unknown --head '%s' (mlp, none, transformer)", arg);
+	return (aim_head_kind)k;
+}
+
+aim_order_kind aim_opt_order(const char *arg)
+{
+	int k = aim_order_parse(arg);
+	if (k < 0)
+		aim_usage_error("unknown --order '%s' (raster, spiral, checkerboard, random)", arg);
+	return (aim_order_kind)k;
+}
+
+aim_attn_kind aim_opt_attention(const char *arg)
+{
+	int k = aim_attn_parse(arg);
+	if (k < 0)
+		aim_usage_error("unknown --attention '%s' (prefix, causal)", arg);
+	return (aim_attn_kind)k;
+}
+
+aim_objective_kind aim_opt_objective(const char *arg)
+{
+	int k = aim_objective_parse(arg);
+	if (k < 0)
+		aim_usage_error("unknown --objective '%s' (autoregressive, masked)", arg);
+	return (aim_objective_kind)k;
+}
+
+int aim_variant_describe(const aim_variant *v, char *buf, size_t n)
+{
+	const aim_variant dv = aim_variant_default();
+	if (v->order == dv.order && v->attention == dv.attention && v->objective == dv.objective &&
+	    v->head == dv.head)
+		return 0;
+	if (v->objective == AIM_OBJ_MASKED)
+		snprintf(buf, n, "masked objective (%g of the patches), %s head", v->mask_ratio,
+			 aim_head_name(v->head));
+	else
+		snprintf(buf, n, "%s order, %s attention, %s head", aim_order_name(v->order),
+			 aim_attn_name(v->attention), aim_head_name(v->head));
+	return 1;
 }

@@ -39,6 +39,7 @@
 #ifndef AIM_TRAIN_VARIANT_H
 #define AIM_TRAIN_VARIANT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -91,5 +92,16 @@ int aim_mask_count(double ratio, int K);
  * scratch holds K ints. */
 void aim_mask_places(unsigned char *flags, int *scratch, uint64_t seed, uint64_t stream,
 		     uint64_t sample, int K, int count);
+
+/* Option parsers for the tools: --head, --order, --attention and
+ * --objective (an unknown name is a usage error, exit 2, listing them). */
+aim_head_kind aim_opt_head(const char *arg);
+aim_order_kind aim_opt_order(const char *arg);
+aim_attn_kind aim_opt_attention(const char *arg);
+aim_objective_kind aim_opt_objective(const char *arg);
+
+/* A line naming a variant other than AIM's default (order, attention,
+ * objective, head) into buf; 0 (buf untouched) for the default. */
+int aim_variant_describe(const aim_variant *v, char *buf, size_t n);
 
 #endif
