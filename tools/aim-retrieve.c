@@ -5,9 +5,7 @@
  * product, with the retrieval options (near-duplicate cut, diversity,
  * query dropout, self exclusion), written as TSV, as a result stream that
  * `--merge` combines across shards, as a k-NN vote or a contact sheet. */
-#include <errno.h>
 #include <glob.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,8 +369,7 @@ typedef struct {
 	aim_outfile out;       /* TSV and k-NN summary */
 	aim_writer *w;         /* --format stream */
 	aim_results sheet;     /* rows kept for --sheet */
-	int64_t nlab, top1, top5;
-	int k;                 /* neighbours per query, as voted */
+	aim_knn_tally knn;     /* --knn */
 } sink;
 
 static void sink_open(sink *s, const options *o)
@@ -394,84 +391,20 @@ static void sink_abort(sink *s, int status)
 	aim_die_status(status);
 }
 
-/* Keep query rows for the contact sheet (the first 256 are drawn). */
-static int keep_for_sheet(aim_results *acc, const aim_results *r)
-{
-	int64_t m0 = acc->m, add = r->m < 256 - m0 ? r->m : 256 - m0;
-	if (add <= 0)
-		return 0;
-	aim_results n;
-	if (aim_results_alloc(&n, m0 + add, r->k, 0, 0))
-		return AIM_ERR;
-	for (int64_t i = 0; i < m0 + add; i++) {
-		const aim_results *src = i < m0 ? acc : r;
-		int64_t si = i < m0 ? i : i - m0;
-		n.qname[i] = strdup(src->qname[si]);
-		for (int j = 0; j < r->k; j++) {
-			int64_t a = si * r->k + j;
-			n.score[i * r->k + j] = src->score[a];
-			n.nname[i * r->k + j] = src->nname[a] ? strdup(src->nname[a]) : NULL;
-		}
-	}
-	aim_results_free(acc);
-	*acc = n;
-	return 0;
-}
-
-static int flush_status(FILE *fp, const char *name)
-{
-	if (fflush(fp) == 0 && !ferror(fp))
-		return 0;
-	if (errno == EPIPE)
-		return AIM_EPIPE;
-	return aim_error("%s: write failed: %s", name, strerror(errno));
-}
-
-static void write_tsv(FILE *fp, const aim_results *r)
-{
-	for (int64_t i = 0; i < r->m; i++)
-		for (int j = 0; j < r->k; j++) {
-			int64_t a = i * r->k + j;
-			if (r->nname[a])
-				fprintf(fp, "%s\t%d\t%s\t%.9g\n", r->qname[i], j + 1, r->nname[a],
-					r->score[a]);
-		}
-}
-
-/* Weighted k-NN vote per labelled query. Only classes some neighbour voted
- * for can outrank the true one, so the classes seen here are enough. */
+/* Weighted k-NN vote per labelled query (aim_knn_tally_add). */
 static void vote(sink *s, const aim_results *r)
 {
-	static double *work;
-	static int64_t cap;
 	if (!r->qlabel || !r->nlabel)
 		aim_die("--knn needs labels on the queries and on the bank");
-	s->k = r->k;
-	for (int64_t i = 0; i < r->m; i++) {
-		if (r->qlabel[i] < 0)
-			continue;
-		int64_t nc = r->qlabel[i] + 1;
-		for (int j = 0; j < r->k; j++)
-			nc = r->nlabel[i * r->k + j] + 1 > nc ? r->nlabel[i * r->k + j] + 1 : nc;
-		if (nc > cap) {
-			work = realloc(work, sizeof(double) * (size_t)nc);
-			if (!work)
-				aim_die("out of memory");
-			cap = nc;
-		}
-		int64_t rank = aim_knn_rank(r->score + i * r->k, r->nlabel + i * r->k, r->k,
-					    s->o->temperature, r->qlabel[i], nc, work);
-		s->nlab++;
-		s->top1 += rank == 0;
-		s->top5 += rank < 5;
-	}
+	if (aim_knn_tally_add(&s->knn, r, s->o->temperature))
+		aim_die("%s", aim_errmsg());
 }
 
 /* One answered batch of queries to every output asked for. */
 static void emit(sink *s, const aim_results *r)
 {
 	int rc = 0;
-	if (s->o->sheet && keep_for_sheet(&s->sheet, r))
+	if (s->o->sheet && aim_results_keep(&s->sheet, r, 256)) /* the first 256 are drawn */
 		sink_abort(s, AIM_ERR);
 	if (s->o->knn) {
 		vote(s, r);
@@ -483,9 +416,9 @@ static void emit(sink *s, const aim_results *r)
 			rc = aim_writer_write(s->w, &rec);
 		aim_record_free(&rec);
 	} else {
-		write_tsv(s->out.fp, r);
+		aim_results_write_tsv(s->out.fp, r);
 		/* Each batch is answered at once: the next query may wait on it. */
-		rc = flush_status(s->out.fp, s->o->output ? s->o->output : "standard output");
+		rc = aim_flush(s->out.fp, s->o->output ? s->o->output : "standard output");
 	}
 	if (rc)
 		sink_abort(s, rc);
@@ -496,14 +429,15 @@ static void sink_close(sink *s)
 	const options *o = s->o;
 	int rc = 0;
 	if (o->knn) {
-		if (!s->nlab)
+		if (!s->knn.nlab)
 			aim_die("--knn: no labelled queries");
-		double t1 = 100.0 * s->top1 / s->nlab, t5 = 100.0 * s->top5 / s->nlab;
+		double t1 = 100.0 * s->knn.top1 / s->knn.nlab;
+		double t5 = 100.0 * s->knn.top5 / s->knn.nlab;
 		if (o->json)
 			fprintf(s->out.fp,
 				"{\"top1\": %.4f, \"top5\": %.4f, \"queries\": %lld, \"k\": %d, "
 				"\"temperature\": %g}\n",
-				t1, t5, (long long)s->nlab, s->k, o->temperature);
+				t1, t5, (long long)s->knn.nlab, s->knn.k, o->temperature);
 		else
 			fprintf(s->out.fp, "top1 %.2f top5 %.2f\n", t1, t5);
 	}
@@ -515,50 +449,13 @@ static void sink_close(sink *s)
 			aim_warn("%s: %d images could not be read (drawn grey)", o->sheet, missing);
 	}
 	aim_results_free(&s->sheet);
+	free(s->knn.work);
 	rc = s->w ? aim_writer_close(s->w) : aim_out_commit(&s->out);
 	if (rc)
 		aim_die_status(rc);
 }
 
 /* --- search mode ------------------------------------------------------------ */
-
-/* Search m prepared queries; with --diverse, widen the candidate list until
- * the greedy pick finds k or the bank is exhausted. */
-static void search(const aim_bank *b, const options *o, const float *q, int64_t m,
-		   const aim_query_ident *qi, aim_hit *out)
-{
-	aim_search_opts so = {o->k, (float)o->max_score, o->knn, o->exclude_self, aim_self.threads};
-	if (isnan(o->diverse)) {
-		if (aim_bank_search(b, q, m, &so, qi, out))
-			aim_die_status(AIM_ERR);
-		return;
-	}
-	int64_t want = (int64_t)o->k * 4 < 64 ? 64 : (int64_t)o->k * 4;
-	so.k = (int)(want < b->n ? want : b->n);
-	aim_hit *cand = malloc(sizeof(aim_hit) * (size_t)(m * so.k));
-	if (!cand || aim_bank_search(b, q, m, &so, qi, cand))
-		aim_die_status(AIM_ERR);
-	for (int64_t i = 0; i < m; i++) {
-		aim_hit *c = cand + i * so.k, *wide = NULL;
-		int nc = so.k;
-		int got = aim_diverse_pick(b, c, nc, o->k, (float)o->diverse, out + i * o->k);
-		aim_query_ident one = {qi->id ? qi->id + i : NULL, qi->name ? qi->name + i : NULL};
-		while (got < o->k && nc < b->n) {
-			aim_search_opts w = so;
-			w.k = (int)((int64_t)nc * 4 < b->n ? nc * 4 : b->n);
-			free(wide);
-			wide = malloc(sizeof(aim_hit) * (size_t)w.k);
-			if (!wide || aim_bank_search(b, q + i * b->dim, 1, &w, &one, wide))
-				aim_die_status(AIM_ERR);
-			nc = w.k;
-			got = aim_diverse_pick(b, wide, nc, o->k, (float)o->diverse, out + i * o->k);
-		}
-		free(wide);
-		for (int j = got; j < o->k; j++)
-			out[i * o->k + j] = (aim_hit){-INFINITY, -1};
-	}
-	free(cand);
-}
 
 /* Where queries come from. Regular files are gathered into large batches
  * (one sgemm over many queries); a pipe is read record by record and each
@@ -571,21 +468,14 @@ typedef struct {
 	int batch; /* gather records into batches of FILE_BATCH queries */
 } query_source;
 
-static int is_regular(const char *path)
-{
-	struct stat st;
-	int rc = strcmp(path, "-") ? stat(path, &st) : fstat(0, &st);
-	return rc == 0 && S_ISREG(st.st_mode);
-}
-
 static void source_open(query_source *q, const options *o)
 {
 	memset(q, 0, sizeof *q);
 	int regular = 1;
 	for (int i = 0; i < o->ninputs; i++)
-		regular &= is_regular(o->inputs[i]);
+		regular &= aim_is_regular_file(o->inputs[i]);
 	if (o->ninputs == 0)
-		regular = is_regular("-");
+		regular = aim_is_regular_file("-");
 	if (!(q->rd = aim_reader_open((const char *const *)o->inputs, o->ninputs)))
 		aim_die_status(AIM_ERR);
 	q->batch = regular;
@@ -606,70 +496,8 @@ static void source_close(query_source *q)
 	aim_reader_close(q->rd);
 }
 
-/* Queries read but not yet answered: prepared vectors and identities. */
-typedef struct {
-	int64_t m, cap, dim;
-	float *q;
-	int64_t *id, *label;
-	char **name;
-	int named, labelled;
-} pending;
-
-static int pending_add(pending *pd, const aim_record *rec, const aim_prep *p, int64_t seen,
-			const aim_bank *b, const char *what)
-{
-	aim_tensor *f = aim_record_find(rec, "features");
-	if (!f)
-		return aim_error("%s: no features tensor", what);
-	int64_t D, m = aim_prep_features(f, p, seen, NULL, &D, what);
-	if (m < 0)
-		return AIM_ERR;
-	if (D != b->dim)
-		return aim_error("%s: queries have dimension %lld, the bank %s has %lld", what, (long long)D,
-			b->source, (long long)b->dim);
-	aim_tensor *id = aim_record_find(rec, "id"), *lab = aim_record_find(rec, "label");
-	if ((id && (id->dtype != AIM_I64 || id->ndim != 1 || id->shape[0] != m)) ||
-	    (lab && (lab->dtype != AIM_I64 || lab->ndim != 1 || lab->shape[0] != m)))
-		return aim_error("%s: id and label must be I64 [%lld]", what, (long long)m);
-	int64_t n = pd->m + m;
-	if (n > pd->cap) {
-		pd->cap = n > 2 * pd->cap ? n : 2 * pd->cap;
-		pd->q = realloc(pd->q, sizeof(float) * (size_t)(pd->cap * D));
-		pd->id = realloc(pd->id, sizeof(int64_t) * (size_t)pd->cap);
-		pd->label = realloc(pd->label, sizeof(int64_t) * (size_t)pd->cap);
-		pd->name = realloc(pd->name, sizeof(char *) * (size_t)pd->cap);
-		if (!pd->q || !pd->id || !pd->label || !pd->name)
-			aim_die("out of memory (%lld queries)", (long long)n);
-	}
-	pd->dim = D;
-	if (aim_prep_features(f, p, seen, pd->q + pd->m * D, &D, what) < 0 ||
-	    aim_names_parse(rec, m, pd->name + pd->m, what))
-		return AIM_ERR;
-	pd->named |= aim_record_get_meta(rec, "aim.names") != NULL;
-	/* Features of different trunks live in different spaces. */
-	static int warned;
-	const char *model = aim_record_get_meta(rec, "aim.model");
-	if (!warned && model && b->model && strcmp(model, b->model)) {
-		aim_warn("%s: queries come from model %s, the bank from %s", what, model, b->model);
-		warned = 1;
-	}
-	pd->labelled |= lab != NULL;
-	for (int64_t i = 0; i < m; i++) {
-		int64_t at = pd->m + i;
-		pd->id[at] = id ? aim_i64_at(id->data, i) : seen + i;
-		pd->label[at] = lab ? aim_i64_at(lab->data, i) : -1;
-		if (!pd->name[at]) {
-			char buf[32];
-			snprintf(buf, sizeof buf, "%" PRId64, pd->id[at]);
-			pd->name[at] = strdup(buf);
-		}
-	}
-	pd->m = n;
-	return 0;
-}
-
 /* Answer the pending queries and pass the results on. */
-static void answer(pending *pd, const aim_bank *b, const options *o, sink *s)
+static void answer(aim_queries *pd, const aim_bank *b, const options *o, sink *s)
 {
 	if (pd->m == 0)
 		return;
@@ -679,7 +507,9 @@ static void answer(pending *pd, const aim_bank *b, const options *o, sink *s)
 		aim_die("out of memory (%lld queries)", (long long)pd->m);
 	/* Names decide self-matches only when the queries carry names. */
 	aim_query_ident qi = {pd->id, pd->named ? pd->name : NULL};
-	search(b, o, pd->q, pd->m, &qi, hits);
+	aim_search_opts so = {o->k, (float)o->max_score, o->knn, o->exclude_self, aim_self.threads};
+	if (aim_bank_search_diverse(b, pd->q, pd->m, &so, (float)o->diverse, &qi, hits))
+		aim_die_status(AIM_ERR);
 	for (int64_t i = 0; i < pd->m; i++) {
 		r.qid[i] = pd->id[i];
 		if (r.qlabel)
@@ -701,16 +531,23 @@ static void run_queries(const aim_bank *b, const options *o, sink *s)
 	aim_prep p = {b->pool, b->normalized, o->dropout, o->seed};
 	aim_record rec;
 	aim_record_init(&rec);
-	pending pd = {0};
+	aim_queries pd = {0};
 	int64_t seen = 0;
-	int rc;
+	int rc, warned = 0;
 	while ((rc = source_next(&src, &rec)) == 1) {
 		int64_t before = pd.m;
-		if (pending_add(&pd, &rec, &p, seen, b, source_where(&src))) {
+		if (aim_queries_add(&pd, &rec, &p, seen, b, source_where(&src))) {
 			answer(&pd, b, o, s); /* what came before the bad record */
 			sink_abort(s, AIM_ERR);
 		}
 		seen += pd.m - before;
+		/* Features of different trunks live in different spaces. */
+		const char *model = aim_record_get_meta(&rec, "aim.model");
+		if (!warned && model && b->model && strcmp(model, b->model)) {
+			aim_warn("%s: queries come from model %s, the bank from %s",
+				 source_where(&src), model, b->model);
+			warned = 1;
+		}
 		if (!src.batch || pd.m >= FILE_BATCH)
 			answer(&pd, b, o, s);
 	}
@@ -719,7 +556,7 @@ static void run_queries(const aim_bank *b, const options *o, sink *s)
 		sink_abort(s, rc);
 	aim_record_free(&rec);
 	source_close(&src);
-	free(pd.q), free(pd.id), free(pd.label), free(pd.name);
+	aim_queries_free(&pd);
 	if (seen == 0)
 		aim_warn("no queries");
 }

@@ -199,3 +199,19 @@ int aim_mkdir(const char *dir)
 		return aim_error("%s: cannot create directory: %s", dir, strerror(errno));
 	return AIM_OK;
 }
+
+int aim_flush(FILE *fp, const char *name)
+{
+	if (fflush(fp) == 0 && !ferror(fp))
+		return 0;
+	if (errno == EPIPE)
+		return AIM_EPIPE;
+	return aim_error("%s: write failed: %s", name, strerror(errno));
+}
+
+int aim_is_regular_file(const char *path)
+{
+	struct stat st;
+	int rc = strcmp(path, "-") ? stat(path, &st) : fstat(0, &st);
+	return rc == 0 && S_ISREG(st.st_mode);
+}

@@ -40,4 +40,10 @@ void aim_lock_release(int fd);
 /* mkdir(dir), content when it exists already. */
 int aim_mkdir(const char *dir);
 
+/* fflush(fp): AIM_EPIPE on a closed pipe, AIM_ERR naming `name` on another
+ * failure. */
+int aim_flush(FILE *fp, const char *name);
+/* 1 if path ("-": standard input) is a regular file (not a pipe or device). */
+int aim_is_regular_file(const char *path);
+
 #endif

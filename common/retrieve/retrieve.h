@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "manifest.h"
 #include "record.h"
@@ -200,6 +201,31 @@ static inline int aim_hit_better(float sa, int64_t ka, float sb, int64_t kb)
 	return sa > sb || (sa == sb && ka < kb);
 }
 
+/* aim_bank_search, and with diverse (not NaN) the greedy diverse pick of
+ * o->k, the candidate list widened until it finds them or the bank is
+ * exhausted (missing ones: score -inf, key -1). */
+int aim_bank_search_diverse(const aim_bank *b, const float *q, int64_t m,
+			    const aim_search_opts *o, float diverse, const aim_query_ident *qi,
+			    aim_hit *out);
+
+/* --- queries (retrieve_queries.c) ------------------------------------------ */
+
+/* Queries read but not yet answered: prepared vectors and identities. */
+typedef struct {
+	int64_t m, cap, dim;
+	float *q;
+	int64_t *id, *label;
+	char **name;
+	int named, labelled;
+} aim_queries;
+
+/* Add a record's queries ("features", and "id", "label", aim.names when
+ * there), prepared by p, the first one being query `seen` of the run; the
+ * bank b is the one they are for (same dimension). */
+int aim_queries_add(aim_queries *pd, const aim_record *rec, const aim_prep *p, int64_t seen,
+		    const aim_bank *b, const char *what);
+void aim_queries_free(aim_queries *pd);
+
 /* --- result sets (retrieve_results.c) ------------------------------------ */
 
 /* m queries, k neighbours each. Neighbour ids are bank ids; the neighbour
@@ -228,6 +254,10 @@ int aim_results_from_hits(aim_results *r, const aim_bank *b, const aim_hit *hits
  * aim.names, aim.neighbor_names (JSON list of m lists), aim.k, aim.classes. */
 int aim_results_to_record(const aim_results *r, aim_record *rec);
 int aim_results_from_record(aim_results *r, const aim_record *rec, const char *what);
+/* Append r's rows to acc until acc holds `most` (a contact sheet's rows). */
+int aim_results_keep(aim_results *acc, const aim_results *r, int64_t most);
+/* The TSV output: query, rank, neighbour, score per found neighbour. */
+void aim_results_write_tsv(FILE *fp, const aim_results *r);
 /* Merge shard results for the same queries into the global top-k. */
 int aim_results_merge(aim_results *out, const aim_results *parts, int nparts, int k,
 		      const char *const *what);
@@ -239,6 +269,17 @@ int aim_results_merge(aim_results *out, const aim_results *parts, int nparts, in
  * work space. */
 int64_t aim_knn_rank(const float *scores, const int64_t *labels, int k, double T,
 		     int64_t label, int64_t nclasses, double *work);
+
+/* The weighted k-NN votes of a run: queries with a label, how many had
+ * the true class first and in the first five; k of the results voted. */
+typedef struct {
+	int64_t nlab, top1, top5;
+	int k;
+	double *work;  /* scratch (free it) */
+	int64_t cap;
+} aim_knn_tally;
+/* Vote every labelled query of r (temperature T). */
+int aim_knn_tally_add(aim_knn_tally *t, const aim_results *r, double temperature);
 
 /* --- contact sheet (retrieve_sheet.c) ------------------------------------ */
 

@@ -290,3 +290,66 @@ int64_t aim_knn_rank(const float *scores, const int64_t *labels, int k, double T
 		rank += work[c] > work[label] || (work[c] == work[label] && c < label);
 	return rank;
 }
+
+int aim_results_keep(aim_results *acc, const aim_results *r, int64_t most)
+{
+	int64_t m0 = acc->m, add = r->m < most - m0 ? r->m : most - m0;
+	if (add <= 0)
+		return 0;
+	aim_results n;
+	if (aim_results_alloc(&n, m0 + add, r->k, 0, 0))
+		return AIM_ERR;
+	for (int64_t i = 0; i < m0 + add; i++) {
+		const aim_results *src = i < m0 ? acc : r;
+		int64_t si = i < m0 ? i : i - m0;
+		n.qname[i] = strdup(src->qname[si]);
+		for (int j = 0; j < r->k; j++) {
+			int64_t a = si * r->k + j;
+			n.score[i * r->k + j] = src->score[a];
+			n.nname[i * r->k + j] = src->nname[a] ? strdup(src->nname[a]) : NULL;
+		}
+	}
+	aim_results_free(acc);
+	*acc = n;
+	return 0;
+}
+
+void aim_results_write_tsv(FILE *fp, const aim_results *r)
+{
+	for (int64_t i = 0; i < r->m; i++)
+		for (int j = 0; j < r->k; j++) {
+			int64_t a = i * r->k + j;
+			if (r->nname[a])
+				fprintf(fp, "%s\t%d\t%s\t%.9g\n", r->qname[i], j + 1, r->nname[a],
+					r->score[a]);
+		}
+}
+
+/* Only classes some neighbour voted for can outrank the true one, so the
+ * classes seen here are enough. */
+int aim_knn_tally_add(aim_knn_tally *t, const aim_results *r, double temperature)
+{
+	if (!r->qlabel || !r->nlabel)
+		return aim_error("a k-NN vote needs labels on the queries and on the bank");
+	t->k = r->k;
+	for (int64_t i = 0; i < r->m; i++) {
+		if (r->qlabel[i] < 0)
+			continue;
+		int64_t nc = r->qlabel[i] + 1;
+		for (int j = 0; j < r->k; j++)
+			nc = r->nlabel[i * r->k + j] + 1 > nc ? r->nlabel[i * r->k + j] + 1 : nc;
+		if (nc > t->cap) {
+			double *w = realloc(t->work, sizeof(double) * (size_t)nc);
+			if (!w)
+				return aim_error("out of memory");
+			t->work = w;
+			t->cap = nc;
+		}
+		int64_t rank = aim_knn_rank(r->score + i * r->k, r->nlabel + i * r->k, r->k,
+					    temperature, r->qlabel[i], nc, t->work);
+		t->nlab++;
+		t->top1 += rank == 0;
+		t->top5 += rank < 5;
+	}
+	return AIM_OK;
+}

@@ -239,3 +239,47 @@ int aim_diverse_pick(const aim_bank *b, const aim_hit *cand, int ncand, int k, f
 	}
 	return n;
 }
+
+int aim_bank_search_diverse(const aim_bank *b, const float *q, int64_t m,
+			    const aim_search_opts *o, float diverse, const aim_query_ident *qi,
+			    aim_hit *out)
+{
+	if (isnan(diverse))
+		return aim_bank_search(b, q, m, o, qi, out);
+	aim_search_opts so = *o;
+	int64_t want = (int64_t)o->k * 4 < 64 ? 64 : (int64_t)o->k * 4;
+	so.k = (int)(want < b->n ? want : b->n);
+	aim_hit *cand = malloc(sizeof(aim_hit) * (size_t)(m * so.k));
+	if (!cand)
+		return aim_error("out of memory");
+	if (aim_bank_search(b, q, m, &so, qi, cand)) {
+		free(cand);
+		return AIM_ERR;
+	}
+	for (int64_t i = 0; i < m; i++) {
+		aim_hit *c = cand + i * so.k, *wide = NULL;
+		int nc = so.k;
+		int got = aim_diverse_pick(b, c, nc, o->k, diverse, out + i * o->k);
+		aim_query_ident one = {qi->id ? qi->id + i : NULL, qi->name ? qi->name + i : NULL};
+		while (got < o->k && nc < b->n) {
+			aim_search_opts w = so;
+			w.k = (int)((int64_t)nc * 4 < b->n ? nc * 4 : b->n);
+			free(wide);
+			wide = malloc(sizeof(aim_hit) * (size_t)w.k);
+			if (!wide || aim_bank_search(b, q + i * b->dim, 1, &w, &one, wide)) {
+				if (!wide)
+					aim_error("out of memory");
+				free(wide);
+				free(cand);
+				return AIM_ERR;
+			}
+			nc = w.k;
+			got = aim_diverse_pick(b, wide, nc, o->k, diverse, out + i * o->k);
+		}
+		free(wide);
+		for (int j = got; j < o->k; j++)
+			out[i * o->k + j] = (aim_hit){-INFINITY, -1};
+	}
+	free(cand);
+	return AIM_OK;
+}
