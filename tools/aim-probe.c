@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "cli.h"
 #include "err.h"
 #include "model_load.h"
@@ -299,7 +298,6 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 	o->ninputs = argc - optind;
 }
 
-
 /* What the heads are about to learn, and each head's epoch. */
 static void say_heads(const aim_probe_trainer *tr)
 {
@@ -402,49 +400,13 @@ static void train_on_features(aim_probe_trainer *tr, const probe_opts *o, aim_re
 	aim_probe_samples_close(&src);
 }
 
-/* The 0-based pass a record belongs to (aim.epoch), or -1 if not recorded. */
-static int record_epoch(const aim_record *r)
-{
-	const char *v = aim_record_get_meta(r, "aim.epoch");
-	return v ? atoi(v) : -1;
-}
-
-/* Labelled samples of one pass over a rewindable patches file (counting
- * only the first pass of a looping producer's output). */
-static int64_t count_labelled(aim_reader *rd)
-{
-	aim_record r;
-	aim_record_init(&r);
-	int64_t n = 0;
-	int rc;
-	while ((rc = aim_reader_next(rd, &r)) == 1) {
-		if (record_epoch(&r) > 0)
-			break;
-		const aim_tensor *l = aim_record_find(&r, "label");
-		if (l && l->dtype == AIM_I64)
-			for (int64_t i = 0; i < aim_tensor_numel(l); i++) {
-				int64_t v;
-				memcpy(&v, (const char *)l->data + i * 8, 8); /* may be unaligned */
-				n += v >= 0;
-			}
-	}
-	if (rc < 0)
-		aim_die_status(rc);
-	aim_record_free(&r);
-	if (aim_reader_rewind(rd))
-		aim_die_status(AIM_ERR);
-	return n;
-}
-
 /* --tune: the trunk side trained with the head (NULL tt: a frozen trunk). */
 typedef struct {
 	aim_tune_trainer tt;
 	int on, started;
 	double t0;
 	int64_t images;      /* trained so far, every epoch */
-	float *x;            /* labelled patches of one batch */
-	int64_t *y;
-	size_t xcap;
+	aim_labelled lab;    /* labelled patches of one batch */
 } tuning;
 
 /* The end of an epoch: its line, and with --tune the --val accuracy now. */
@@ -461,40 +423,19 @@ static void epoch_done(aim_probe_trainer *tr, const probe_opts *o, aim_trunk_fea
 		 (long long)tr->t[0].val_n);
 }
 
-/* One batch of --tune: the labelled images' patches through the trunk and
- * head, one update of both. */
+/* One batch of --tune (aim_tune_trainer_batch), counted in the first
+ * trainee's running figures. */
 static void tune_batch(aim_probe_trainer *tr, const probe_opts *o, aim_trunk_features *tf,
 		       tuning *tu, const aim_record *r, const char *what, const int64_t *labels,
 		       double progress)
 {
-	const float *px;
-	int64_t B;
-	aim_geometry g;
-	if (aim_trunk_patches(tf, r, what, &px, &B, &g))
+	double f = aim_head_lr_schedule(1.0, progress, o->hp.warmup, o->hp.epochs), loss;
+	int64_t n, correct;
+	if (aim_tune_trainer_batch(&tu->tt, tf, r, what, labels, o->hp.lr[0] * f,
+				   o->hp.weight_decay, &tu->lab, &n, &loss, &correct))
 		aim_die_status(AIM_ERR);
-	size_t per = (size_t)(g.K * g.P);
-	if ((size_t)B * per > tu->xcap) {
-		tu->xcap = (size_t)B * per;
-		tu->x = realloc(tu->x, tu->xcap * sizeof(float));
-		tu->y = realloc(tu->y, (size_t)B * sizeof(int64_t));
-		if (!tu->x || !tu->y)
-			aim_die("out of memory");
-	}
-	int64_t n = 0;
-	for (int64_t b = 0; b < B; b++)
-		if (labels[b] >= 0) {
-			memcpy(tu->x + (size_t)n * per, px + (size_t)b * per, per * sizeof(float));
-			tu->y[n++] = labels[b];
-		}
 	if (!n)
 		return;
-	double loss;
-	int64_t correct;
-	if (aim_tune_trainer_gradients(&tu->tt, tu->x, tu->y, (int)n, g.rows, g.cols, &loss,
-				       &correct, NULL))
-		aim_die("%s: %s", what, aim_errmsg());
-	double f = aim_head_lr_schedule(1.0, progress, o->hp.warmup, o->hp.epochs);
-	aim_tune_trainer_update(&tu->tt, o->hp.lr[0] * f, o->hp.weight_decay);
 	aim_probe_trainee *t = &tr->t[0];
 	t->loss_sum += loss * (double)n;
 	t->seen += n;
@@ -512,16 +453,16 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 	if (!rd)
 		aim_die_status(AIM_ERR);
 	int rewindable = aim_reader_rewindable(rd);
-	int64_t per_epoch = rewindable ? count_labelled(rd) : 0; /* 0: not known yet */
+	int64_t per_epoch = rewindable ? aim_reader_count_labelled(rd) : 0; /* 0: not known yet */
+	if (per_epoch < 0)
+		aim_die_status((int)per_epoch);
 	aim_batcher *bt = aim_batcher_new(rd, o->hp.batch);
 	if (!bt)
 		aim_die_status(AIM_ERR);
 	aim_record r;
 	aim_record_init(&r);
 	aim_label_buf lb = {0};
-	float *x = NULL;
-	int64_t *y = NULL;
-	size_t xcap = 0;
+	aim_labelled lab = {0};
 	int epoch = 0, by_meta = -1, started = 0;
 	int64_t done = 0, all = 0;
 	aim_progress prog;
@@ -557,7 +498,7 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 			continue;
 		}
 		const char *what = aim_reader_where(rd);
-		int e = record_epoch(&r);
+		int e = aim_record_epoch(&r);
 		if (by_meta < 0)
 			by_meta = e >= 0;
 		if (by_meta && e < 0)
@@ -638,20 +579,9 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 			continue;
 		}
 		/* keep the labelled images only */
-		size_t per = (size_t)(K * tr->D);
-		if ((size_t)B * per > xcap) {
-			xcap = (size_t)B * per;
-			x = realloc(x, xcap * sizeof(float));
-			y = realloc(y, (size_t)B * sizeof(int64_t));
-			if (!x || !y)
-				aim_die("out of memory");
-		}
-		int64_t n = 0;
-		for (int64_t b = 0; b < B; b++)
-			if (labels[b] >= 0) {
-				memcpy(x + (size_t)n * per, feat + (size_t)b * per, per * sizeof(float));
-				y[n++] = labels[b];
-			}
+		int64_t n = aim_keep_labelled(&lab, feat, labels, B, (size_t)(K * tr->D));
+		if (n < 0)
+			aim_die("out of memory");
 		if (!n)
 			continue;
 		/* while the size of a pass is unknown (the first pass of a stream),
@@ -659,7 +589,7 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 		double frac = per_epoch ? ((double)done + 0.5 * (double)n) / (double)per_epoch : 0.5;
 		if (frac > 1)
 			frac = 1;
-		if (aim_probe_trainer_step(tr, x, y, n, epoch + frac))
+		if (aim_probe_trainer_step(tr, lab.x, lab.y, n, epoch + frac))
 			aim_die_status(AIM_ERR);
 		done += n;
 		all += n;
@@ -674,7 +604,7 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 	if (epoch < o->hp.epochs)
 		aim_warn("the patches stream ended after %d of %d epochs", epoch, o->hp.epochs);
 	*trained = 1;
-	free(x), free(y);
+	aim_labelled_free(&lab);
 	aim_label_buf_free(&lb);
 	aim_record_free(&r);
 	aim_batcher_free(bt);
@@ -726,10 +656,7 @@ int main(int argc, char **argv)
 					aim_usage_error("--lora-targets fc3: %s: an %s model's MLP has no "
 							"fc3 (AIMv2's SwiGLU MLP has)", o.model,
 							aim_config_family(c));
-				aim_tune *t;
-				if (aim_tune_create(&t, &o.tune, c->depth, c->dim, c->mlp_hidden,
-						    c->channels * c->patch * c->patch, model->be, o.hp.seed) ||
-				    aim_model_set_tune(model, t, 1))
+				if (aim_tune_attach_new(model, &o.tune, o.hp.seed))
 					aim_die_status(AIM_ERR);
 			}
 		}
@@ -761,19 +688,8 @@ int main(int argc, char **argv)
 
 	aim_record out;
 	aim_record_init(&out);
-	if (aim_head_to_record(&t[best].head, &out))
+	if (aim_probe_trainer_head_record(&tr, best, o.val != NULL, &meta, &out))
 		aim_die_status(AIM_ERR);
-	static const char *const keep[] = {"aim.classes", "aim.model", "aim.layers", "aim.config",
-					   "aim.pool"};
-	for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
-		const char *v = aim_record_get_meta(&meta, keep[i]);
-		if (v)
-			aim_record_set_meta(&out, keep[i], v);
-	}
-	char *hp = aim_probe_trainer_json(&tr, best, o.val != NULL);
-	if (!hp || aim_record_set_meta(&out, "aim.probe", hp))
-		aim_die("out of memory");
-	free(hp);
 	if (aim_st_write(o.output, &out))
 		aim_die_status(AIM_ERR);
 	aim_info("wrote %s (lr %g)", o.output, t[best].lr);
@@ -783,21 +699,13 @@ int main(int argc, char **argv)
 		aim_info("wrote the %s adapter to %s", aim_tune_kind_name(o.tune.kind), o.adapter_out);
 	}
 	if (o.model_out) {
-		aim_record mr;
-		aim_record_init(&mr);
-		aim_record_free(&model->head); /* the head trained here replaces a loaded one */
-		aim_record_init(&model->head);
-		model->has_head = 0;
-		if (aim_model_to_record(model, &mr))
+		if (aim_head_write_model(model, &t[best].head, o.model_out))
 			aim_die_status(AIM_ERR);
-		if (aim_head_to_record(&t[best].head, &mr) || aim_st_write(o.model_out, &mr))
-			aim_die_status(AIM_ERR);
-		aim_record_free(&mr);
 		aim_info("wrote the fine-tuned model to %s", o.model_out);
 	}
 	if (tu.on) {
 		aim_tune_trainer_free(&tu.tt);
-		free(tu.x), free(tu.y);
+		aim_labelled_free(&tu.lab);
 	}
 	aim_record_free(&out);
 	aim_probe_trainer_free(&tr);

@@ -325,3 +325,14 @@ void aim_adapter_bwd(const aim_backend *be, const aim_adapter_params *p,
 	be->gelu_bwd(z, dz, hpre, NA);
 	be->linear_bwd(dm, g ? g->down_w : NULL, g ? g->down_b : NULL, z, m, p->down_w, N, D, a);
 }
+
+int aim_tune_attach_new(aim_model *model, const aim_tune_config *cfg, uint64_t seed)
+{
+	const aim_config *c = &model->cfg;
+	aim_tune *t;
+	if (aim_tune_create(&t, cfg, c->depth, c->dim, c->mlp_hidden,
+			    c->channels * c->patch * c->patch, model->be, seed) ||
+	    aim_model_set_tune(model, t, 1))
+		return AIM_ERR;
+	return AIM_OK;
+}

@@ -129,4 +129,8 @@ void aim_adapter_bwd(const aim_backend *be, const aim_adapter_params *p,
 		     const aim_adapter_params *g, float *dm, const float *dy, const float *m,
 		     const float *hpre, float *z, float *dz, int N, int D, int a);
 
+/* A new adaptation of cfg's kind (seeded by seed) for model's trunk, set on
+ * it with the trunk frozen (aim_model_set_tune). */
+int aim_tune_attach_new(aim_model *model, const aim_tune_config *cfg, uint64_t seed);
+
 #endif

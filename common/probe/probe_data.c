@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "stream.h"
 
 void aim_label_buf_free(aim_label_buf *b)
 {
@@ -146,4 +147,62 @@ void aim_features_to_f32(float *dst, const aim_tensor *t)
 		int64_t m = n - i < chunk ? n - i : chunk;
 		aim_convert(dst + i, AIM_F32, (const char *)t->data + (size_t)i * es, t->dtype, (size_t)m);
 	}
+}
+
+/* The 0-based pass a record belongs to (aim.epoch), or -1 if not recorded. */
+int aim_record_epoch(const aim_record *r)
+{
+	const char *v = aim_record_get_meta(r, "aim.epoch");
+	return v ? atoi(v) : -1;
+}
+
+/* Labelled samples of one pass over a rewindable patches file (counting
+ * only the first pass of a looping producer's output). */
+int64_t aim_reader_count_labelled(aim_reader *rd)
+{
+	aim_record r;
+	aim_record_init(&r);
+	int64_t n = 0;
+	int rc;
+	while ((rc = aim_reader_next(rd, &r)) == 1) {
+		if (aim_record_epoch(&r) > 0)
+			break;
+		const aim_tensor *l = aim_record_find(&r, "label");
+		if (l && l->dtype == AIM_I64)
+			for (int64_t i = 0; i < aim_tensor_numel(l); i++) {
+				int64_t v;
+				memcpy(&v, (const char *)l->data + i * 8, 8); /* may be unaligned */
+				n += v >= 0;
+			}
+	}
+	aim_record_free(&r);
+	if (rc < 0)
+		return rc;
+	if (aim_reader_rewind(rd))
+		return AIM_ERR;
+	return n;
+}
+
+int64_t aim_keep_labelled(aim_labelled *k, const float *x, const int64_t *labels, int64_t B,
+			  size_t per)
+{
+	if ((size_t)B * per > k->cap) {
+		k->cap = (size_t)B * per;
+		k->x = realloc(k->x, k->cap * sizeof(float));
+		k->y = realloc(k->y, (size_t)B * sizeof(int64_t));
+		if (!k->x || !k->y)
+			return aim_error("out of memory");
+	}
+	int64_t n = 0;
+	for (int64_t b = 0; b < B; b++)
+		if (labels[b] >= 0) {
+			memcpy(k->x + (size_t)n * per, x + (size_t)b * per, per * sizeof(float));
+			k->y[n++] = labels[b];
+		}
+	return n;
+}
+
+void aim_labelled_free(aim_labelled *k)
+{
+	free(k->x), free(k->y);
 }

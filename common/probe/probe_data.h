@@ -4,9 +4,11 @@
 #ifndef AIM_PROBE_DATA_H
 #define AIM_PROBE_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "record.h"
+#include "stream.h"
 
 /* Labels as an aligned array. safetensors does not align its tensors, so a
  * record from another writer may hold "label" at an odd offset: it is then
@@ -45,5 +47,25 @@ int aim_features_heads(const aim_record *r);
 /* num_heads of a JSON object (aim.config metadata, a Hugging Face
  * config.json); 0 when absent or not a positive integer. */
 int aim_num_heads_json(const char *text);
+
+/* The 0-based pass a record belongs to (aim.epoch), or -1 if not recorded. */
+int aim_record_epoch(const aim_record *r);
+
+/* Labelled samples of one pass over a rewindable patches file (counting
+ * only the first pass of a looping producer's output), the reader rewound
+ * after; < 0 on error. */
+int64_t aim_reader_count_labelled(aim_reader *rd);
+
+/* The labelled rows of a batch (x [B, per], labels[b] < 0: none), packed;
+ * buffers grow as needed and are kept between batches. */
+typedef struct {
+	float *x;
+	int64_t *y;
+	size_t cap;
+} aim_labelled;
+/* Returns how many rows were kept, or AIM_ERR (out of memory). */
+int64_t aim_keep_labelled(aim_labelled *k, const float *x, const int64_t *labels, int64_t B,
+			  size_t per);
+void aim_labelled_free(aim_labelled *k);
 
 #endif

@@ -347,3 +347,21 @@ void aim_probe_trainer_free(aim_probe_trainer *tr)
 	free(tr->t), free(tr->xin), free(tr->xhat), free(tr->mean), free(tr->rstd);
 	free(tr->logits), free(tr->dlogits), free(tr->grad);
 }
+
+int aim_probe_trainer_head_record(const aim_probe_trainer *tr, int best, int validated,
+				  const aim_record *meta, aim_record *out)
+{
+	if (aim_head_to_record(&tr->t[best].head, out))
+		return AIM_ERR;
+	static const char *const keep[] = {"aim.classes", "aim.model", "aim.layers", "aim.config",
+					   "aim.pool"};
+	for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+		const char *v = aim_record_get_meta(meta, keep[i]);
+		if (v)
+			aim_record_set_meta(out, keep[i], v);
+	}
+	char *hp = aim_probe_trainer_json(tr, best, validated);
+	int rc = !hp || aim_record_set_meta(out, "aim.probe", hp);
+	free(hp);
+	return rc ? aim_error("out of memory") : AIM_OK;
+}

@@ -81,6 +81,11 @@ int aim_probe_trainer_validate(aim_probe_trainer *tr, const char *path, aim_trun
 int aim_probe_trainer_best(const aim_probe_trainer *tr, int validated);
 /* The hyper-parameters and every head's result as JSON (malloc'd). */
 char *aim_probe_trainer_json(const aim_probe_trainer *tr, int best, int validated);
+/* The head file's record: trainee best's head, the stream's aim.classes,
+ * aim.model, aim.layers, aim.config and aim.pool from meta, and aim.probe
+ * (the hyper-parameters, aim_probe_trainer_json). */
+int aim_probe_trainer_head_record(const aim_probe_trainer *tr, int best, int validated,
+				  const aim_record *meta, aim_record *out);
 void aim_probe_trainer_free(aim_probe_trainer *tr);
 
 #endif

@@ -8,6 +8,9 @@
 
 #include "err.h"
 #include "metrics.h"
+#include "model_load.h"
+#include "safetensors.h"
+#include "probe_data.h"
 #include "train_optim.h"
 
 static int add_tensor(aim_tune_trainer *t, const char *name, float *w, float *g, long n,
@@ -304,4 +307,38 @@ void aim_tune_trainer_update(aim_tune_trainer *t, double lr, double wd)
 			  t->hopt.eps, wd, e->decay, t->step);
 	}
 	aim_head_adamw_step(&t->hopt, t->head, t->hgrad, lr, wd);
+}
+
+int aim_tune_trainer_batch(aim_tune_trainer *t, aim_trunk_features *tf, const aim_record *r,
+			   const char *what, const int64_t *labels, double lr, double wd,
+			   aim_labelled *lab, int64_t *n, double *loss, int64_t *correct)
+{
+	const float *px;
+	int64_t B;
+	aim_geometry g;
+	*n = 0;
+	if (aim_trunk_patches(tf, r, what, &px, &B, &g))
+		return AIM_ERR;
+	int64_t kept = aim_keep_labelled(lab, px, labels, B, (size_t)(g.K * g.P));
+	if (kept <= 0)
+		return (int)kept;
+	if (aim_tune_trainer_gradients(t, lab->x, lab->y, (int)kept, g.rows, g.cols, loss,
+				       correct, NULL))
+		return aim_error_prefix("%s", what);
+	aim_tune_trainer_update(t, lr, wd);
+	*n = kept;
+	return AIM_OK;
+}
+
+int aim_head_write_model(aim_model *model, const aim_head *h, const char *path)
+{
+	aim_record mr;
+	aim_record_init(&mr);
+	aim_record_free(&model->head); /* the head trained here replaces a loaded one */
+	aim_record_init(&model->head);
+	model->has_head = 0;
+	int rc = aim_model_to_record(model, &mr) || aim_head_to_record(h, &mr) ||
+		 aim_st_write(path, &mr);
+	aim_record_free(&mr);
+	return rc ? AIM_ERR : AIM_OK;
 }

@@ -31,7 +31,9 @@
 
 #include "model.h"
 #include "model_tune.h"
+#include "probe_data.h"
 #include "probe_head.h"
+#include "trunk_features.h"
 
 typedef struct {
 	float *w, *g, *m, *v;  /* backend memory */
@@ -87,5 +89,18 @@ void aim_tune_trainer_update(aim_tune_trainer *t, double lr, double wd);
 /* The head gradient and a named trunk-side gradient (host copies; for
  * tests). */
 const float *aim_tune_trainer_head_grad(const aim_tune_trainer *t);
+
+/* One batch of --tune: the labelled images of r (labels[b] >= 0) through
+ * the trunk and head, their gradients and one update of both at lr (weight
+ * decay wd). *n: how many were trained (0: none labelled, nothing done),
+ * *loss their mean loss, *correct their right answers; lab is scratch
+ * kept between batches. */
+int aim_tune_trainer_batch(aim_tune_trainer *t, aim_trunk_features *tf, const aim_record *r,
+			   const char *what, const int64_t *labels, double lr, double wd,
+			   aim_labelled *lab, int64_t *n, double *loss, int64_t *correct);
+
+/* --model-out: the model as aim_model_to_record writes it, with head h in
+ * place of any head it was loaded with, written to path. */
+int aim_head_write_model(aim_model *model, const aim_head *h, const char *path);
 
 #endif
