@@ -19,6 +19,7 @@
 
 #include "blas_threads.h"
 #include "err.h"
+#include "gemm.h"
 #include "retrieve.h"
 
 enum {
@@ -171,9 +172,8 @@ int aim_bank_search(const aim_bank *b, const float *q, int64_t m, const aim_sear
 			for (int64_t q0 = 0; S && q0 < m; q0 += qb) {
 				int64_t mb = m - q0 < qb ? m - q0 : qb;
 				if (mb >= GEMM_MIN)
-					cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mb, (int)nb,
-						    (int)D, 1.0f, q + q0 * D, (int)D, X, (int)D, 0.0f, S,
-						    (int)nb);
+					aim_sgemm(0, 1, (int)mb, (int)nb, (int)D, 1.0f, q + q0 * D,
+						  (int)D, X, (int)D, 0.0f, S, (int)nb);
 				else
 					for (int64_t i = 0; i < mb; i++)
 						cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nb, (int)D, 1.0f,
