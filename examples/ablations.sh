@@ -57,7 +57,9 @@ P="--channels 1 --size 28 --patch 4 --mean 0.2860 --std 0.3530 --threads $THREAD
 say "patches"
 "$B/aim-patchify" $P --resize 28 -o train.aimt "$data/train"
 "$B/aim-patchify" $P --resize 28 -o test.aimt "$data/test"
-"$B/aim-tensor" cat -q --count 2000 -o val.aimt test.aimt
+# 2,000 test images drawn across the classes (the ImageFolder order is by class)
+"$B/aim-patchify" $P --resize 28 --shuffle --seed 3 "$data/test" |
+	"$B/aim-tensor" cat -q --count 2000 -o val.aimt
 
 # The variant's aim-train options and the paper's attentive top-1.
 options() {

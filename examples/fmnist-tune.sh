@@ -40,7 +40,9 @@ P="--channels 1 --size 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREAD
 [ -f train.aimt ] || "$B/aim-patchify" $P --resize 28 -o train.aimt data/train
 [ -f test.aimt ] || "$B/aim-patchify" $P --resize 28 -o test.aimt data/test
 "$B/aim-tensor" cat -q --count "$TEST_IMAGES" -o tune-test.aimt test.aimt
-"$B/aim-tensor" cat -q --count 2000 -o tune-val.aimt test.aimt
+# 2,000 test images drawn across the classes (the ImageFolder order is by class)
+"$B/aim-patchify" $P --resize 28 --shuffle --seed 3 data/test |
+	"$B/aim-tensor" cat -q --count 2000 -o tune-val.aimt
 if [ "$TRAIN_IMAGES" != all ]; then
 	"$B/aim-tensor" cat -q --count "$TRAIN_IMAGES" -o tune-train.aimt train.aimt
 fi

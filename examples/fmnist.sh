@@ -38,7 +38,9 @@ P="--channels 1 --size 28 --patch 7 --mean 0.2860 --std 0.3530 --threads $THREAD
 say "patches of the 60k training and 10k test images"
 "$B/aim-patchify" $P --resize 28 -o train.aimt data/train
 "$B/aim-patchify" $P --resize 28 -o test.aimt data/test
-"$B/aim-tensor" cat -q --count 2000 -o val.aimt test.aimt   # pixel-loss validation subset
+# 2,000 test images drawn across the classes (the ImageFolder order is by class)
+"$B/aim-patchify" $P --resize 28 --shuffle --seed 3 data/test |
+	"$B/aim-tensor" cat -q --count 2000 -o val.aimt   # pixel-loss validation subset
 
 if [ -z "${PRECISION:-}" ]; then
 	PRECISION=fp32
