@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dnnl_gemm.h"
 #include "ops.h"
@@ -28,8 +29,17 @@ const char *aim_bf16_unavailable(void)
 AIM_VECTOR_CLONES
 static void convert_range(uint16_t *dst, const float *src, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		dst[i] = aim_bf16_from_f32(src[i]);
+	/* aim_bf16_from_f32 without its early return, so the loop vectorises
+	 * (the scalar loop was a quarter of a LoRA step's time): the same
+	 * bits, NaN made quiet, everything else rounded to nearest even. */
+	#pragma omp simd
+	for (size_t i = 0; i < n; i++) {
+		uint32_t x;
+		memcpy(&x, &src[i], sizeof x);
+		uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+		uint32_t quiet = (x >> 16) | 0x40u;
+		dst[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+	}
 }
 
 void aim_bf16_convert(uint16_t *dst, const float *src, size_t n)
