@@ -25,6 +25,9 @@
 #   VARIANTS      the variants to run (default: all, in the table's order)
 #   OUT           output directory (default ./ablations); THREADS (all cores)
 # Leaves in $OUT: one run directory and probe head per variant, table.txt.
+# Run again with the same OUT, it skips what is done (a variant whose
+# pretraining finished is not retrained, one probed and scored is not
+# probed again), so a killed run continues and VARIANTS can grow.
 set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$PWD/ablations}
@@ -104,6 +107,9 @@ for v in $VARIANTS; do
 			"$B/aim-train" $T $head $opts $budget --val val.aimt -o "$run"
 		touch "$run/done"
 	fi
+	# a rerun continues where the last one stopped: a variant already
+	# probed and scored only takes its row in the table
+	[ -s "eval-$v.json" ] && [ -s "loss-$v.json" ] && continue
 	ckpt=$(ls "$run"/step-*.safetensors | tail -n 1)
 	mask=""
 	[ "$v" = causal ] && mask="--mask causal"
@@ -114,8 +120,9 @@ for v in $VARIANTS; do
 		-o feat-test.aimt test.aimt
 	"$B/aim-probe" --queries 8 --lr 1e-2 --epochs "$PROBE_EPOCHS" --threads "$THREADS" -q \
 		-o "head-$v.safetensors" feat-train.aimt
-	"$B/aim-eval" --head "head-$v.safetensors" --json feat-test.aimt >"eval-$v.json"
+	"$B/aim-eval" --head "head-$v.safetensors" --json feat-test.aimt >"eval-$v.tmp"
 	"$B/aim-eval" -m "$ckpt" --pixel-loss --json val.aimt >"loss-$v.json"
+	mv "eval-$v.tmp" "eval-$v.json"
 	rm -f feat-train.aimt feat-test.aimt
 done
 
