@@ -165,6 +165,8 @@ static int is_trunk_name(const char *name)
 static int is_known_part(const char *name)
 {
 	static const char *const parts[] = {"head.", "pixel_head.", "optim.m.", "optim.v."};
+	if (!strcmp(name, "mask_token")) /* aim-train --objective masked */
+		return 1;
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
 		if (!strncmp(name, parts[i], strlen(parts[i])))
 			return 1;
@@ -208,7 +210,8 @@ static int check_tensors(const aim_model *m, const aim_record *r, const char *pa
 		else if (!is_trunk_name(r->t[i].name) && !is_known_part(r->t[i].name))
 			return aim_error("%s: unexpected tensor %s (neither the trunk's, preprocessor.* "
 					 "and trunk.*, nor a probe head's, head.*, nor an aim-train "
-					 "checkpoint's, pixel_head.* and optim.*)", path, r->t[i].name);
+					 "checkpoint's, pixel_head.*, mask_token and optim.*)", path,
+					 r->t[i].name);
 	return AIM_OK;
 }
 

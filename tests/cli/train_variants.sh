@@ -40,6 +40,10 @@ import json, sys
 a, b = float(sys.argv[1]), json.load(open(sys.argv[2]))["pixel_loss"]
 assert abs(a - b) <= 1e-6 * abs(b), (a, b)
 PY
+	# every variant's checkpoint gives features (the masked one carries
+	# its mask token, which extraction leaves aside)
+	"$BIN/aim-extract" -q -m "$T/full/step-00000012.safetensors" -o "$T/f.aimt" "$T/v.aimt" ||
+		{ echo "$v: aim-extract refuses the checkpoint"; exit 1; }
 	rm -rf "$T/full" "$T/cut"
 done
 
