@@ -70,6 +70,15 @@ static void probs_row(float *p, float lse, int L, int Lmax)
 		p[j] = 0.0f;
 }
 
+/* x[0..n) *= scale: the bf16 products leave the 1/√hd scale to fp32. */
+AIM_VECTOR_CLONES
+static void scale_row(float *x, float scale, size_t n)
+{
+	#pragma omp simd
+	for (size_t j = 0; j < n; j++)
+		x[j] *= scale;
+}
+
 /* ds = p ⊙ (dp − Σ dO⊙O) over one row. */
 AIM_VECTOR_CLONES
 static void dscores_row(float *ds, const float *p, const float *dout, const float *o, int hd,
@@ -155,11 +164,8 @@ static void attention_fwd(float *out, float *lse, const float *qkv, int B, int K
 			for (int r = 0; r < n; r++) {
 				float *row = s + (size_t)r * Lmax;
 				int L = key_limit(i0 + r, K, mask, prefix, b);
-				if (bf16) {
-					#pragma omp simd
-					for (int j = 0; j < L; j++)
-						row[j] *= scale;
-				}
+				if (bf16)
+					scale_row(row, scale, L);
 				float l = softmax_row(row, L, Lmax);
 				if (lse)
 					lse[((size_t)b * H + h) * K + i0 + r] = l;
@@ -223,11 +229,8 @@ static void attention_bwd(float *dqkv, const float *dout, const float *qkv, cons
 				for (int r = 0; r < n; r++) {
 					float *row = p + (size_t)r * Lmax;
 					int L = key_limit(i0 + r, K, mask, prefix, b);
-					if (bf16) {
-						#pragma omp simd
-						for (int j = 0; j < L; j++)
-							row[j] *= scale;
-					}
+					if (bf16)
+						scale_row(row, scale, L);
 					probs_row(row, lse[((size_t)b * H + h) * K + i0 + r], L, Lmax);
 				}
 				if (bf16)
@@ -241,9 +244,7 @@ static void attention_bwd(float *dqkv, const float *dout, const float *qkv, cons
 						    dO + (size_t)r * g.D, o + (size_t)r * g.D, hd, Lmax);
 				if (bf16) { /* the scale goes into dS before its rounding */
 					size_t nn = (size_t)n * Lmax;
-					#pragma omp simd
-					for (size_t j = 0; j < nn; j++)
-						ds[j] *= scale;
+					scale_row(ds, scale, nn);
 					aim_bf16_convert(dsh, ds, nn);
 				}
 				/* dQ += scale · dS K ; dK += scale · dSᵀ Q */
