@@ -102,6 +102,18 @@ int aim_tune_trainer_init(aim_tune_trainer *t, aim_model *m, aim_head *h, const 
 	return AIM_OK;
 }
 
+/* The backend buffers of the features and the post-trunk norm (NULL after). */
+static void free_feature_buffers(aim_tune_trainer *t)
+{
+	const aim_backend *be = t->m->be;
+	float **bufs[] = {&t->dfeat_dev, &t->avg_dev, &t->davg_dev, &t->pstats_dev};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+		if (*bufs[i])
+			be->free(*bufs[i]);
+		*bufs[i] = NULL;
+	}
+}
+
 void aim_tune_trainer_free(aim_tune_trainer *t)
 {
 	if (!t->m)
@@ -119,14 +131,7 @@ void aim_tune_trainer_free(aim_tune_trainer *t)
 	free(t->logits), free(t->dlogits), free(t->dxhat), free(t->dfeat);
 	if (t->dx)
 		be->free(t->dx);
-	if (t->dfeat_dev)
-		be->free(t->dfeat_dev);
-	if (t->avg_dev)
-		be->free(t->avg_dev);
-	if (t->davg_dev)
-		be->free(t->davg_dev);
-	if (t->pstats_dev)
-		be->free(t->pstats_dev);
+	free_feature_buffers(t);
 	memset(t, 0, sizeof *t);
 }
 
@@ -150,15 +155,7 @@ static int ensure(aim_tune_trainer *t, int64_t b, int64_t K, size_t nx)
 		t->cap_x = nx;
 	}
 	if (nf > t->cap_f || b > t->cap_b) {
-		if (t->dfeat_dev)
-			be->free(t->dfeat_dev);
-		if (t->avg_dev)
-			be->free(t->avg_dev);
-		if (t->davg_dev)
-			be->free(t->davg_dev);
-		if (t->pstats_dev)
-			be->free(t->pstats_dev);
-		t->avg_dev = t->davg_dev = t->pstats_dev = NULL;
+		free_feature_buffers(t);
 		free(t->feat), free(t->pooled), free(t->xhat), free(t->logits), free(t->dlogits);
 		free(t->dxhat), free(t->dfeat), free(t->mean), free(t->rstd);
 		t->feat = malloc(nf * sizeof(float));
