@@ -524,15 +524,8 @@ static int decode_open(tiff_job *j, const uint8_t *data, size_t len, int channel
 		rc = TIFFIsTiled(tif) ? decode_tiles(j) : decode_strips(j);
 		/* separate planes of associated alpha: divided out afterwards */
 		if (rc == AIM_OK && j->planes > 3 && j->fmt.premul)
-			for (size_t i = 0; i < (size_t)j->w * j->h; i++) {
-				uint8_t *o = j->px + i * 4;
-				int a = o[3];
-				if (a == 0)
-					o[0] = o[1] = o[2] = 0;
-				else if (a != 255)
-					for (int k = 0; k < 3; k++)
-						o[k] = clip8(o[k] * 255 / a);
-			}
+			for (size_t i = 0; i < (size_t)j->w * j->h; i++)
+				unpremultiply_rgba(j->px + i * 4);
 	}
 	if (rc < 0)
 		return rc;

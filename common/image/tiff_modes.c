@@ -234,14 +234,8 @@ void aim_tiff_unpack(const raw_fmt *f, const uint8_t *in, int n, uint8_t *out)
 					memcpy(&v, p + 2 * k, 2);
 				o[k] = f->wide ? (uint8_t)(v >> 8) : p[k];
 			}
-			if (f->premul) { /* Pillow's unpackRGBa */
-				int a = o[3];
-				if (a == 0)
-					o[0] = o[1] = o[2] = 0;
-				else if (a != 255)
-					for (int k = 0; k < 3; k++)
-						o[k] = clip8(o[k] * 255 / a);
-			}
+			if (f->premul)
+				unpremultiply_rgba(o);
 		}
 		break;
 	}

@@ -40,6 +40,17 @@ static inline uint8_t clip8(int v)
 	return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
 }
 
+/* Pillow's unpackRGBa: associated alpha divided out of an RGBA pixel. */
+static inline void unpremultiply_rgba(uint8_t *o)
+{
+	int a = o[3];
+	if (a == 0)
+		o[0] = o[1] = o[2] = 0;
+	else if (a != 255)
+		for (int k = 0; k < 3; k++)
+			o[k] = clip8(o[k] * 255 / a);
+}
+
 /* The unpacker of raw mode `raw` for an image of `mode` (compressed: the
  * data comes through libtiff); -1 where Pillow has none. */
 int aim_tiff_raw_format(const char *mode, const char *raw, int compressed, raw_fmt *f);
