@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """Helpers of bench/extract.sh.
 
-  extract_ref.py gen DIR --dim D --depth N --heads H --batch B
+  extract_ref.py gen DIR --dim D --depth N --heads H --images N
       random F32 model (model.safetensors with aim.config, 224 px, patch 14)
-      and a patches stream of B images (F32, already normalised)
-  extract_ref.py torch DIR --threads T [--dtype fp32|bf16]
-      PyTorch forward of the same weights on the same images (the trunk of
-      tests/ref/aim_ref.py in fp32); prints images/s, wall and CPU seconds
-      of one timed run
+      and a patches stream of N images (F32, already normalised)
+  extract_ref.py torch DIR --threads T --batch B [--dtype fp32|bf16]
+      PyTorch forward of the same weights on the same images, B at a time
+      (the trunk of tests/ref/aim_ref.py in fp32), as aim-extract --batch B
+      runs them; prints images/s, wall and CPU seconds of one timed run
 """
 import argparse
 import json
@@ -66,12 +66,12 @@ def gen(a):
                 arr = rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
             f.write(arr.astype(np.float32).tobytes())
     g = IMG // PATCH
-    img = rng.standard_normal((a.batch, 3, IMG, IMG), dtype=np.float32)
+    img = rng.standard_normal((a.images, 3, IMG, IMG), dtype=np.float32)
     np.save(os.path.join(a.dir, "images.npy"), img)
     meta = {"aim.patch": str(PATCH), "aim.grid": json.dumps([g, g]), "aim.channels": "3"}
     aim_ref.write_stream(os.path.join(a.dir, "patches.aimt"),
                          [({"patches": np.ascontiguousarray(aim_ref.images_to_patches(img, PATCH)),
-                            "id": np.arange(a.batch, dtype=np.int64)}, meta)])
+                            "id": np.arange(a.images, dtype=np.int64)}, meta)])
 
 
 def run_torch(a):
@@ -88,7 +88,8 @@ def run_torch(a):
     img = torch.from_numpy(np.load(os.path.join(a.dir, "images.npy"))).to(dtype)
     with torch.no_grad():
         t0, c0 = time.perf_counter(), time.process_time()
-        aim_ref.trunk(sd, cfg, img, dtype=dtype)
+        for i in range(0, img.shape[0], a.batch):
+            aim_ref.trunk(sd, cfg, img[i:i + a.batch], dtype=dtype)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
     print("%.4f %.3f %.3f" % (img.shape[0] / dt, dt, dc))
 
@@ -98,11 +99,12 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("gen")
     g.add_argument("dir")
-    for k in ("dim", "depth", "heads", "batch"):
+    for k in ("dim", "depth", "heads", "images"):
         g.add_argument("--" + k, type=int, required=True)
     t = sub.add_parser("torch")
     t.add_argument("dir")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--batch", type=int, required=True)
     t.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     a = ap.parse_args()
     (gen if a.cmd == "gen" else run_torch)(a)

@@ -184,7 +184,7 @@ if $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2
 	B=$T/bench
 	mkdir -p "$B"
 	# aim-extract, AIM-0.6B shape, bf16, large batch
-	$PY bench/extract_ref.py gen "$B/m06" --dim 1536 --depth 24 --heads 12 --batch "$EXTRACT_BATCH" >/dev/null &&
+	$PY bench/extract_ref.py gen "$B/m06" --dim 1536 --depth 24 --heads 12 --images "$EXTRACT_BATCH" >/dev/null &&
 	if "$X" -v --device cuda --precision bf16 --batch "$EXTRACT_BATCH" -m "$B/m06/model.safetensors" \
 		--layers 23 "$B/m06/patches.aimt" -o /dev/null 2>"$B/x.log"; then
 		ips=$(sed -n 's/.*forward: [0-9.]* s, \([0-9.]*\) images\/s.*/\1/p' "$B/x.log")
