@@ -13,14 +13,19 @@
 #include "cuda/cuda_util.cuh"
 #include "cuda/ops_cuda.cuh"
 
-static void gemm(const char *op, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-		 int k, const float *A, int lda, const float *B, int ldb, float beta, float *C,
-		 int ldc)
+/* The layer's widths in and out decide a bf16 product's precision
+ * (aim_bf16_narrow: narrow ones stay fp32). */
+static void gemm(const char *op, int in, int out, cublasOperation_t ta, cublasOperation_t tb,
+		 int m, int n, int k, const float *A, int lda, const float *B, int ldb, float beta,
+		 float *C, int ldc)
 {
 	const float alpha = 1.0f;
+	cublasComputeType_t compute = aim_cuda_compute_type();
+	if (compute == CUBLAS_COMPUTE_32F_FAST_16BF && aim_bf16_narrow(in, out))
+		compute = CUBLAS_COMPUTE_32F;
 	AIM_CUBLAS_CHECK(op, cublasGemmEx(aim_cuda_blas(), ta, tb, m, n, k, &alpha, A, CUDA_R_32F,
 					  lda, B, CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc,
-					  aim_cuda_compute_type(), CUBLAS_GEMM_DEFAULT));
+					  compute, CUBLAS_GEMM_DEFAULT));
 	aim_cuda_launched(op);
 }
 
@@ -59,7 +64,7 @@ void cuda_linear_fwd(float *y, const float *x, const float *w, const float *b, i
 								    aim_cuda_stream()));
 		return;
 	}
-	gemm("linear_fwd", CUBLAS_OP_T, CUBLAS_OP_N, out, M, in, w, in, x, in, beta, y, out);
+	gemm("linear_fwd", in, out, CUBLAS_OP_T, CUBLAS_OP_N, out, M, in, w, in, x, in, beta, y, out);
 }
 
 void cuda_linear_fwd_acc(float *y, const float *x, const float *w, const float *b, int M,
@@ -70,7 +75,7 @@ void cuda_linear_fwd_acc(float *y, const float *x, const float *w, const float *
 	if (b)
 		cuda_add_rows(y, b, M, (size_t)out);
 	if (in > 0)
-		gemm("linear_fwd_acc", CUBLAS_OP_T, CUBLAS_OP_N, out, M, in, w, in, x, in, 1.0f, y,
+		gemm("linear_fwd_acc", in, out, CUBLAS_OP_T, CUBLAS_OP_N, out, M, in, w, in, x, in, 1.0f, y,
 		     out);
 }
 
@@ -96,10 +101,10 @@ void cuda_linear_bwd(float *dx, float *dw, float *db, const float *dy, const flo
 	if (M <= 0 || out <= 0)
 		return;
 	if (dx && in > 0)
-		gemm("linear_bwd", CUBLAS_OP_N, CUBLAS_OP_N, in, M, out, w, in, dy, out, 1.0f, dx,
+		gemm("linear_bwd", in, out, CUBLAS_OP_N, CUBLAS_OP_N, in, M, out, w, in, dy, out, 1.0f, dx,
 		     in);
 	if (dw && in > 0)
-		gemm("linear_bwd", CUBLAS_OP_N, CUBLAS_OP_T, in, out, M, x, in, dy, out, 1.0f, dw,
+		gemm("linear_bwd", in, out, CUBLAS_OP_N, CUBLAS_OP_T, in, out, M, x, in, dy, out, 1.0f, dw,
 		     in);
 	if (db) {
 		const float alpha = 1.0f, beta = 1.0f;

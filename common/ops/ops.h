@@ -30,6 +30,19 @@ typedef enum {
 	AIM_MASK_PREFIX,     /* prefix-causal: j <= i or j < prefix[b] */
 } aim_mask_kind;
 
+/* In bf16 mode (--precision bf16, on every backend) a linear product whose
+ * input or output width is below AIM_BF16_MIN_WIDTH (a LoRA factor of rank
+ * r, an adapter's bottleneck) stays fp32: its arithmetic is a small part of
+ * the layer it adapts, so bf16 buys nothing there and would only round the
+ * same activations once more (the frozen layer's product has rounded x
+ * already; on the CPU that extra rounding was a fifth of a LoRA step) into
+ * a product too narrow for the bf16 kernels. */
+#define AIM_BF16_MIN_WIDTH 33
+static inline int aim_bf16_narrow(int in, int out)
+{
+	return in < AIM_BF16_MIN_WIDTH || out < AIM_BF16_MIN_WIDTH;
+}
+
 /* y[M,out] = x[M,in] · w[out,in]ᵀ (+ b[out] when b is not NULL). */
 void aim_linear_fwd(float *y, const float *x, const float *w, const float *b,
 		    int M, int in, int out);

@@ -199,9 +199,14 @@ oom:
 
 /* ---- the ops ------------------------------------------------------------ */
 
+
 void aim_linear_fwd_bf16(float *y, const float *x, const float *w, const float *b,
 			 int M, int in, int out)
 {
+	if (aim_bf16_narrow(in, out)) {
+		aim_linear_fwd(y, x, w, b, M, in, out);
+		return;
+	}
 	const uint16_t *xb = rounded(0, x, (size_t)M * in);
 	const uint16_t *wb = weight_bf16(w, (size_t)out * in);
 	aim_dnnl_gemm(AIM_GEMM_BF16, 0, 1, M, out, in, xb, in, wb, in, b, 0, y, out);
@@ -210,6 +215,10 @@ void aim_linear_fwd_bf16(float *y, const float *x, const float *w, const float *
 void aim_linear_fwd_acc_bf16(float *y, const float *x, const float *w, const float *b,
 			     int M, int in, int out)
 {
+	if (aim_bf16_narrow(in, out)) {
+		aim_linear_fwd_acc(y, x, w, b, M, in, out);
+		return;
+	}
 	const uint16_t *xb = rounded(0, x, (size_t)M * in);
 	const uint16_t *wb = weight_bf16(w, (size_t)out * in);
 	aim_dnnl_gemm(AIM_GEMM_BF16, 0, 1, M, out, in, xb, in, wb, in, b, 1, y, out);
@@ -218,8 +227,8 @@ void aim_linear_fwd_acc_bf16(float *y, const float *x, const float *w, const flo
 void aim_linear_bwd_bf16(float *dx, float *dw, float *db, const float *dy,
 			 const float *x, const float *w, int M, int in, int out)
 {
-	if (!dx && !dw) {
-		aim_linear_bwd(NULL, NULL, db, dy, x, w, M, in, out);
+	if ((!dx && !dw) || aim_bf16_narrow(in, out)) {
+		aim_linear_bwd(dx, dw, db, dy, x, w, M, in, out);
 		return;
 	}
 	const uint16_t *dyb = rounded(0, dy, (size_t)M * out);

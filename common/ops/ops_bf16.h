@@ -6,10 +6,11 @@
  * backward, round both operands to bf16 (round to nearest even) and
  * accumulate and write fp32; biases are added in fp32. Master weights,
  * gradients, LayerNorm, RMSNorm, softmax, GELU, SwiGLU, the loss and AdamW
- * stay fp32. On the CPU the attention's score and value products (Q Kᵀ,
- * P V and their backward) are GEMMs too and take bf16 operands likewise
- * for sequences of 64 tokens or more (ops_attention.c); CUDA's attention
- * is one fused fp32 kernel.
+ * stay fp32, and so do products narrower than AIM_BF16_MIN_WIDTH in or out
+ * (ops.h: LoRA factors, adapter bottlenecks). On the CPU the attention's
+ * score and value products (Q Kᵀ, P V and their backward) are GEMMs too
+ * and take bf16 operands likewise for sequences of 64 tokens or more
+ * (ops_attention.c); CUDA's attention is one fused fp32 kernel.
  *
  * Weights: the bf16 copy of a weight tensor is made on its first product
  * and kept, keyed by the fp32 tensor's address, until that memory is

@@ -56,13 +56,24 @@ void aim_cuda_fetch(void *host, const void *dev, size_t bytes, const char *)
 /* cuBLAS as its manual defines it: column-major, op(A) m×k, op(B) k×n,
  * C m×n; leading dimensions checked as cuBLAS checks them. */
 cublasHandle_t aim_cuda_blas(void) { return nullptr; }
-cublasComputeType_t aim_cuda_compute_type(void) { return CUBLAS_COMPUTE_32F; }
+static cublasComputeType_t g_compute = CUBLAS_COMPUTE_32F;
+cublasComputeType_t aim_cuda_compute_type(void) { return g_compute; }
+/* CUBLAS_COMPUTE_32F_FAST_16BF: operands rounded to bf16 (nearest even). */
+static float to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
 const char *cublasGetStatusString(cublasStatus_t) { return "invalid value"; }
 cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
 			    int n, int k, const void *alpha, const void *A, cudaDataType, int lda,
 			    const void *B, cudaDataType, int ldb, const void *beta, void *C,
-			    cudaDataType, int ldc, cublasComputeType_t, cublasGemmAlgo_t)
+			    cudaDataType, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t)
 {
+	const bool bf16 = compute == CUBLAS_COMPUTE_32F_FAST_16BF;
 	if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) || lda < 1 ||
 	    ldb < (tb == CUBLAS_OP_N ? k : n) || ldb < 1 || ldc < m || ldc < 1)
 		return CUBLAS_STATUS_INVALID_VALUE;
@@ -74,6 +85,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
 			for (int p = 0; p < k; p++) {
 				float x = ta == CUBLAS_OP_N ? a[i + (size_t)p * lda] : a[p + (size_t)i * lda];
 				float y = tb == CUBLAS_OP_N ? b[p + (size_t)j * ldb] : b[j + (size_t)p * ldb];
+				if (bf16)
+					x = to_bf16(x), y = to_bf16(y);
 				s += (double)x * y;
 			}
 			float *o = c + i + (size_t)j * ldc;
@@ -717,12 +730,43 @@ static void test_trainer(const aim_variant &v)
 	aim_model_free(me);
 }
 
+/* In bf16 mode the layers narrower than AIM_BF16_MIN_WIDTH in or out stay
+ * fp32 (ops.h), as on the CPU; the wide ones round. */
+static void test_linear_bf16_widths(void)
+{
+	g_compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+	const int shapes[][2] = {{64, 8}, {8, 64}, {64, 32}, {64, 64}};
+	for (const auto &sh : shapes) {
+		int M = 30, in = sh[0], out = sh[1];
+		auto x = rnd((size_t)M * in), w = rnd((size_t)out * in, 0.5f);
+		std::vector<float> y((size_t)M * out), yc((size_t)M * out);
+		cuda_linear_fwd(y.data(), x.data(), w.data(), NULL, M, in, out);
+		aim_linear_fwd(yc.data(), x.data(), w.data(), NULL, M, in, out);
+		double worst = 0;
+		for (size_t i = 0; i < y.size(); i++)
+			worst = fmax(worst, fabs((double)y[i] - yc[i]));
+		char what[64];
+		snprintf(what, sizeof what, "bf16 linear_fwd in %d out %d", in, out);
+		if (aim_bf16_narrow(in, out))
+			compare(what, y.data(), yc.data(), y.size(), 1e-6);
+		else {
+			checks++;
+			if (!(worst > 1e-4)) {
+				failures++;
+				fprintf(stderr, "FAIL %s: not rounded to bf16 (%g from fp32)\n", what, worst);
+			}
+		}
+	}
+	g_compute = CUBLAS_COMPUTE_32F;
+}
+
 int main(void)
 {
 	test_elementwise();
 	test_linear(5, 7, 3);
 	test_linear(300, 16, 40); /* the bias sum's ones[] grows */
 	test_linear(2, 9, 11);
+	test_linear_bf16_widths();
 	test_softmax(7, 5);
 	test_softmax(5, 100);
 	test_layernorm(3, 8);

@@ -628,6 +628,11 @@ int main(int argc, char **argv)
 		test_linear(300, 384, 1152, precs[p], tols[p]);
 		test_linear(7, 5, 3, precs[p], tols[p]);
 		test_linear(1, 1536, 6144, precs[p], tols[p]);
+		if (p == 2) { /* LoRA factors and adapter bottlenecks stay fp32 in bf16 mode */
+			test_linear(300, 384, 8, "bf16, out 8", tols[0]);
+			test_linear(300, 8, 384, "bf16, in 8", tols[0]);
+			test_linear(300, 1536, 32, "bf16, out 32", tols[0]);
+		}
 	}
 	if (gpu->set_precision && initial && !self)
 		gpu->set_precision(initial);

@@ -54,7 +54,8 @@ cmp "$T/full/step-00000020.safetensors" "$T/cut/step-00000020.safetensors"
 # aim-probe --tune --precision bf16, both families, every method
 TR="$AIM_TOP/tests/ref/tune_ref.py"
 for v in v1 v2; do
-	$PYTHON "$TR" make "$T/$v" $([ $v = v2 ] && echo --v2)
+	# --wide: products of 48 and 72 columns (narrower ones stay fp32 in bf16)
+	$PYTHON "$TR" make "$T/$v" --wide $([ $v = v2 ] && echo --v2)
 	M=$T/$v/model.safetensors P=$T/$v/patches.aimt
 	for k in lora full adapter prompt; do
 		extra=

@@ -232,13 +232,15 @@ def load_patches(path, mcfg):
     return torch.from_numpy(t["patches"].astype(np.float64)), torch.from_numpy(t["label"]), rows, cols
 
 
-def cmd_make(d, v2=False):
+def cmd_make(d, v2=False, wide=False):
     os.makedirs(d, exist_ok=True)
     g = torch.Generator().manual_seed(5 + 6 * v2)
     rn = lambda *s, scale=1.0: (torch.randn(*s, generator=g, dtype=torch.float32) * scale).numpy()
     D, depth, H, Hm, p, C, rows, cols = 16, 3, 2, 24, 2, 3, 3, 2
     if v2:  # a square grid: the ml-aim config.json has one image_size
         rows, cols, Hm = 3, 3, 20
+    if wide:  # every trunk product at least AIM_BF16_MIN_WIDTH wide: bf16 really rounds
+        D, Hm = 48, 72
     mcfg = {"img_size": [rows * p, cols * p], "patch_size": p, "embed_dim": D,
             "num_blocks": depth, "num_heads": H, "num_channels": C, "probe_layers": 2,
             "num_classes": 4, "mlp_hidden_dim": Hm, "use_bias": not v2}
@@ -462,7 +464,7 @@ def cmd_eval_logits(d, adapter, headp, logits_path, layers):
 def main():
     a = sys.argv[1:]
     if a[0] == "make":
-        cmd_make(a[1], "--v2" in a)
+        cmd_make(a[1], "--v2" in a, "--wide" in a)
     elif a[0] == "check":
         layers = [int(v) for v in a[a.index("--layers") + 1].split(",")]
         micro = int(a[a.index("--micro") + 1])
