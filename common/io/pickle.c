@@ -998,6 +998,14 @@ static int walk(flattener *f, const obj *o, int depth)
 		const obj *key = o->kind == K_DICT ? o->u.seq.v[i] : NULL;
 		const obj *val = o->u.seq.v[i + step - 1];
 		int rc;
+		if (val->kind != K_TENSOR && val->kind != K_DICT && val->kind != K_LIST &&
+		    val->kind != K_TUPLE && (!key || key->kind == K_STR || key->kind == K_INT)) {
+			/* a leaf that is no tensor: counted, but not named (naming
+			 * each one was most of a crafted graph's cost) */
+			if (visit(f, depth + 1))
+				return AIM_ERR;
+			continue;
+		}
 		if (!key) {
 			snprintf(num, sizeof num, "%zu", i);
 			rc = name_append(f, num, strlen(num));
