@@ -16,6 +16,19 @@ int aim_decode_webp(const uint8_t *data, size_t len, int channels, int64_t max_p
 			 memcmp(data + 12, "VP8X", 4)))
 		return aim_error("WebP: not a VP8, VP8L or VP8X file");
 	WebPData src = {data, len};
+	/* The canvas size first, from the demuxer (no pixels): the animation
+	 * decoder allocates the whole canvas as it is made, and a 60-byte
+	 * VP8X header can declare 64,602 × 28,260 (7.3 GB; found by the
+	 * fuzzer). Pillow refuses such a canvas too (its decompression-bomb
+	 * limit), only after the allocation. */
+	WebPDemuxer *dmx = WebPDemux(&src);
+	if (dmx) {
+		uint32_t cw = WebPDemuxGetI(dmx, WEBP_FF_CANVAS_WIDTH);
+		uint32_t ch = WebPDemuxGetI(dmx, WEBP_FF_CANVAS_HEIGHT);
+		WebPDemuxDelete(dmx);
+		if (aim_image_check_size("WebP", (int64_t)cw, (int64_t)ch, max_pixels) < 0)
+			return AIM_ERR;
+	}
 	WebPAnimDecoder *dec = WebPAnimDecoderNew(&src, NULL); /* RGBA, as Pillow */
 	WebPAnimInfo info;
 	if (!dec || !WebPAnimDecoderGetInfo(dec, &info)) {

@@ -69,6 +69,19 @@ rc=$?
 grep -q "truncated.png" "$T/err" || fail "--strict did not name the bad file"
 if grep -q "corrupt.png" "$T/err"; then fail "--strict went on after the first bad image"; fi
 
+# A WebP whose VP8X header declares a 64,602 x 28,260 canvas (7.3 GB of
+# RGBA; found by the image fuzzer) is refused by the pixel limit before any
+# canvas is allocated: under a 4 GB address-space limit an allocation made
+# first fails ("could not create decoder object") instead. (Not under ASan,
+# whose shadow memory needs more address space than that.)
+bomb="$AIM_TOP/tests/fuzz/corpus/image/webp-canvas-7gb.webp"
+if [ "${SAN:-0}" = 1 ]; then
+	"$BIN/aim-patchify" -q -o "$T/bomb.aimt" "$bomb" 2>"$T/err"
+else
+	(ulimit -v 4000000; "$BIN/aim-patchify" -q -o "$T/bomb.aimt" "$bomb" 2>"$T/err")
+fi
+grep -q "WebP: 64602x28260 = 1825652520 pixels exceeds the limit" "$T/err" || fail "WebP canvas bomb"
+
 # a closed pipe ends the tool quietly
 { "$BIN/aim-patchify" --size 28 --patch 14 --level 0 --epochs 200 "$T/good0.png" "$T/good1.png" 2>"$T/err"; echo $? >"$T/rc"; } | head -c 100 >/dev/null
 [ "$(cat "$T/rc")" = 0 ] || fail "closed pipe: exit $(cat "$T/rc"), want 0"
