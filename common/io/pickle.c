@@ -983,13 +983,18 @@ static int visit(flattener *f, int depth)
 	return 0;
 }
 
+static int is_container(const obj *o)
+{
+	return o->kind == K_DICT || o->kind == K_LIST || o->kind == K_TUPLE;
+}
+
 static int walk(flattener *f, const obj *o, int depth)
 {
 	if (visit(f, depth))
 		return AIM_ERR;
 	if (o->kind == K_TENSOR)
 		return emit(f, o);
-	if (o->kind != K_DICT && o->kind != K_LIST && o->kind != K_TUPLE)
+	if (!is_container(o))
 		return 0; /* numbers, strings, None: not tensors, ignored */
 	size_t step = o->kind == K_DICT ? 2 : 1;
 	for (size_t i = 0; i < o->u.seq.n; i += step) {
@@ -997,26 +1002,25 @@ static int walk(flattener *f, const obj *o, int depth)
 		char num[24];
 		const obj *key = o->kind == K_DICT ? o->u.seq.v[i] : NULL;
 		const obj *val = o->u.seq.v[i + step - 1];
-		int rc;
-		if (val->kind != K_TENSOR && val->kind != K_DICT && val->kind != K_LIST &&
-		    val->kind != K_TUPLE && (!key || key->kind == K_STR || key->kind == K_INT)) {
+		if (key && key->kind != K_STR && key->kind != K_INT)
+			return perr(f->ps, "a dict key under '%s' is a %s; only str and int keys are accepted",
+				    shown_name(f), kind_name(key->kind));
+		if (val->kind != K_TENSOR && !is_container(val)) {
 			/* a leaf that is no tensor: counted, but not named (naming
 			 * each one was most of a crafted graph's cost) */
 			if (visit(f, depth + 1))
 				return AIM_ERR;
 			continue;
 		}
+		int rc;
 		if (!key) {
 			snprintf(num, sizeof num, "%zu", i);
 			rc = name_append(f, num, strlen(num));
 		} else if (key->kind == K_STR) {
 			rc = name_append(f, key->u.str.s, key->u.str.len);
-		} else if (key->kind == K_INT) {
+		} else {
 			snprintf(num, sizeof num, "%lld", (long long)key->u.i);
 			rc = name_append(f, num, strlen(num));
-		} else {
-			rc = perr(f->ps, "a dict key under '%s' is a %s; only str and int keys are accepted",
-				  shown_name(f), kind_name(key->kind));
 		}
 		if (rc || walk(f, val, depth + 1))
 			return AIM_ERR;
@@ -1034,7 +1038,7 @@ static int holds_tensor(flattener *f, const obj *o, int depth)
 		return AIM_ERR;
 	if (o->kind == K_TENSOR)
 		return 1;
-	if (o->kind != K_DICT && o->kind != K_LIST && o->kind != K_TUPLE)
+	if (!is_container(o))
 		return 0;
 	size_t step = o->kind == K_DICT ? 2 : 1;
 	for (size_t i = step - 1; i < o->u.seq.n; i += step) {

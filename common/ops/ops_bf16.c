@@ -199,7 +199,6 @@ oom:
 
 /* ---- the ops ------------------------------------------------------------ */
 
-
 void aim_linear_fwd_bf16(float *y, const float *x, const float *w, const float *b,
 			 int M, int in, int out)
 {

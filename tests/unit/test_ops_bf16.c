@@ -69,10 +69,10 @@ static void oracle(double *exact, double *bound, int M, int N, int K, const floa
 		}
 }
 
+static int g_narrow; /* the shape under test stays fp32: got must be fp exactly */
+
 /* got = start + exact (within accumulation error); and got vs the fp32
  * op's result fp within the bf16 bound. */
-static int g_narrow; /* the shape under test stays fp32 */
-
 static void expect(const char *what, const float *got, const float *fp, const float *start,
 		   const double *exact, const double *bound, size_t n)
 {
