@@ -67,6 +67,17 @@ void cuda_linear_fwd(float *y, const float *x, const float *w, const float *b, i
 	gemm("linear_fwd", in, out, CUBLAS_OP_T, CUBLAS_OP_N, out, M, in, w, in, x, in, beta, y, out);
 }
 
+/* The product, then the exact GELU in place: cuBLASLt's GELU epilogue
+ * is the tanh approximation, so the two stay apart here (the CPU's bf16
+ * mode is where fusing them pays). */
+void cuda_linear_gelu_fwd(float *y, const float *x, const float *w, const float *b, int M,
+			  int in, int out)
+{
+	cuda_linear_fwd(y, x, w, b, M, in, out);
+	if (M > 0 && out > 0)
+		cuda_gelu_fwd(y, y, (size_t)M * out);
+}
+
 void cuda_linear_fwd_acc(float *y, const float *x, const float *w, const float *b, int M,
 			 int in, int out)
 {

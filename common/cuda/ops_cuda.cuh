@@ -13,6 +13,8 @@ extern "C" {
 
 void cuda_linear_fwd(float *y, const float *x, const float *w, const float *b, int M, int in,
 		     int out);
+void cuda_linear_gelu_fwd(float *y, const float *x, const float *w, const float *b, int M,
+			  int in, int out);
 void cuda_linear_fwd_acc(float *y, const float *x, const float *w, const float *b, int M,
 			 int in, int out);
 void cuda_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,

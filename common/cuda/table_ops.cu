@@ -47,4 +47,5 @@ void aim_cuda_fill_ops(aim_backend *t)
 	t->rmsnorm_bwd = cuda_rmsnorm_bwd;
 	t->swiglu_fwd = cuda_swiglu_fwd;
 	t->swiglu_bwd = cuda_swiglu_bwd;
+	t->linear_gelu_fwd = cuda_linear_gelu_fwd;
 }

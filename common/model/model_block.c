@@ -130,12 +130,20 @@ void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, 
 		be->copy(io->mid, io->xin, (size_t)N * D * sizeof(float));
 	block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1, io->xa[LIN_PROJ]);
 	aim_trunk_norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
-	block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0, io->xa[LIN_FC1]);
-	if (c->mlp == AIM_MLP_SWIGLU) {
-		block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0, io->xa[LIN_FC3]);
-		be->swiglu_fwd(io->h, io->fc1, io->fc3, (size_t)N * Hm);
+	/* Inference keeps no pre-activation (fc1 is h): the backend may apply
+	 * the GELU inside the product, unless a LoRA update joins it first. */
+	int fused_gelu = c->mlp == AIM_MLP_GELU && io->fc1 == io->h && be->linear_gelu_fwd &&
+			 !lora_at(m, l, LIN_FC1);
+	if (fused_gelu) {
+		be->linear_gelu_fwd(io->h, io->ln, bp->fc1_w, bp->fc1_b, N, D, Hm);
 	} else {
-		be->gelu_fwd(io->h, io->fc1, (size_t)N * Hm);
+		block_linear(m, l, LIN_FC1, io->fc1, io->ln, N, D, Hm, 0, io->xa[LIN_FC1]);
+		if (c->mlp == AIM_MLP_SWIGLU) {
+			block_linear(m, l, LIN_FC3, io->fc3, io->ln, N, D, Hm, 0, io->xa[LIN_FC3]);
+			be->swiglu_fwd(io->h, io->fc1, io->fc3, (size_t)N * Hm);
+		} else {
+			be->gelu_fwd(io->h, io->fc1, (size_t)N * Hm);
+		}
 	}
 	if (io->xout != io->mid)
 		be->copy(io->xout, io->mid, (size_t)N * D * sizeof(float));

@@ -19,7 +19,7 @@
 
 #include "ops.h"
 
-#define AIM_BACKEND_ABI 4
+#define AIM_BACKEND_ABI 5
 
 typedef struct aim_backend {
 	int abi;             /* AIM_BACKEND_ABI */
@@ -126,6 +126,15 @@ typedef struct aim_backend {
 	void (*swiglu_fwd)(float *y, const float *a, const float *b, size_t n);
 	void (*swiglu_bwd)(float *da, float *db, const float *dy, const float *a,
 			   const float *b, size_t n);
+
+	/* ---- ABI 5 ---- */
+	/* y = GELU(x·wᵀ + b), aim_linear_gelu_fwd: the MLP's first layer in
+	 * inference, where a backend may fuse the two (the CPU's bf16 mode
+	 * does; CUDA runs them one after the other: cuBLASLt's GELU epilogue
+	 * is the tanh approximation, not the exact GELU). NULL in a table:
+	 * the model runs linear_fwd then gelu_fwd. */
+	void (*linear_gelu_fwd)(float *y, const float *x, const float *w, const float *b,
+				int M, int in, int out);
 } aim_backend;
 
 /* The built-in CPU backend. */

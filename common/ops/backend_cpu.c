@@ -92,6 +92,15 @@ static void cpu_linear_fwd_acc(float *y, const float *x, const float *w, const f
 		aim_linear_fwd_acc(y, x, w, b, M, in, out);
 }
 
+static void cpu_linear_gelu_fwd(float *y, const float *x, const float *w, const float *b, int M,
+				int in, int out)
+{
+	if (g_bf16)
+		aim_linear_gelu_fwd_bf16(y, x, w, b, M, in, out);
+	else
+		aim_linear_gelu_fwd(y, x, w, b, M, in, out);
+}
+
 static void cpu_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
 			   const float *w, int M, int in, int out)
 {
@@ -212,6 +221,7 @@ static const aim_backend cpu = {
 	.rmsnorm_bwd = aim_rmsnorm_bwd,
 	.swiglu_fwd = aim_swiglu_fwd,
 	.swiglu_bwd = aim_swiglu_bwd,
+	.linear_gelu_fwd = cpu_linear_gelu_fwd,
 };
 
 const aim_backend *aim_backend_cpu(void) { return &cpu; }

@@ -20,7 +20,7 @@
 #include <pthread.h>
 
 typedef struct {
-	int type, ta, tb, M, N, K, lda, ldb, ldc, bias, accumulate, nested;
+	int type, ta, tb, M, N, K, lda, ldb, ldc, bias, post, nested;
 } gemm_key;
 
 typedef struct gemm_prim {
@@ -131,10 +131,15 @@ static gemm_prim *make_prim(const gemm_key *k)
 	DNNL_CHECK("attributes", dnnl_primitive_attr_create(&attr));
 	DNNL_CHECK("scratchpad mode",
 		   dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-	if (k->accumulate) {
+	if (k->post) {
+		/* the sum onto C, then GELU (in that order, when both) */
 		dnnl_post_ops_t po;
 		DNNL_CHECK("post-ops", dnnl_post_ops_create(&po));
-		DNNL_CHECK("sum post-op", dnnl_post_ops_append_sum(po, 1.0f));
+		if (k->post & AIM_GEMM_ACCUMULATE)
+			DNNL_CHECK("sum post-op", dnnl_post_ops_append_sum(po, 1.0f));
+		if (k->post & AIM_GEMM_GELU)
+			DNNL_CHECK("GELU post-op", dnnl_post_ops_append_eltwise(
+							   po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f));
 		DNNL_CHECK("post-ops", dnnl_primitive_attr_set_post_ops(attr, po));
 		dnnl_post_ops_destroy(po);
 	}
@@ -176,7 +181,7 @@ static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, const void *ptr)
 }
 
 void aim_dnnl_gemm(aim_gemm_type type, int ta, int tb, int M, int N, int K, const void *A,
-		   int lda, const void *B, int ldb, const float *bias, int accumulate, float *C,
+		   int lda, const void *B, int ldb, const float *bias, int post, float *C,
 		   int ldc)
 {
 	gemm_key k;
@@ -191,7 +196,7 @@ void aim_dnnl_gemm(aim_gemm_type type, int ta, int tb, int M, int N, int K, cons
 	k.ldb = ldb;
 	k.ldc = ldc;
 	k.bias = bias != NULL;
-	k.accumulate = !!accumulate;
+	k.post = post & (AIM_GEMM_ACCUMULATE | AIM_GEMM_GELU);
 	k.nested = omp_in_parallel();
 	gemm_prim *p = find_prim(&k);
 	thread_ctx *c = this_thread();
@@ -286,11 +291,11 @@ int aim_dnnl_native_bf16(void) { return 0; }
 const char *aim_dnnl_bf16_kernel(void) { return NULL; }
 
 void aim_dnnl_gemm(aim_gemm_type type, int ta, int tb, int M, int N, int K, const void *A,
-		   int lda, const void *B, int ldb, const float *bias, int accumulate, float *C,
+		   int lda, const void *B, int ldb, const float *bias, int post, float *C,
 		   int ldc)
 {
 	(void)type, (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B;
-	(void)ldb, (void)bias, (void)accumulate, (void)C, (void)ldc;
+	(void)ldb, (void)bias, (void)post, (void)C, (void)ldc;
 	fprintf(stderr, "aim: oneDNN GEMM called in a build without oneDNN\n");
 	abort();
 }

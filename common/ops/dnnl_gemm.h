@@ -32,13 +32,21 @@ int aim_dnnl_native_bf16(void);
  * NULL (no oneDNN, or no bf16 matmul at all). */
 const char *aim_dnnl_bf16_kernel(void);
 
+/* What happens to the product before it is stored (post, a bit set):
+ * added onto C, and/or passed through the exact GELU (erf), in that order;
+ * oneDNN does both inside the kernel, on the fp32 accumulators. */
+enum {
+	AIM_GEMM_ACCUMULATE = 1,
+	AIM_GEMM_GELU = 2,
+};
+
 /* C[M,N] (fp32, row stride ldc) = op(A)·op(B) (+ bias[N] when not NULL),
- * added onto C when accumulate is 1. Row-major: op(A) is [M,K], stored
+ * then the post operations (0: none; 1 = AIM_GEMM_ACCUMULATE: onto C). Row-major: op(A) is [M,K], stored
  * [M,K] (lda ≥ K) or, with ta, [K,M] (lda ≥ M); likewise op(B) [K,N],
  * stored [K,N] or, with tb, [N,K]. Aborts with oneDNN's status if the
  * primitive cannot be made (never for the shapes a model produces). */
 void aim_dnnl_gemm(aim_gemm_type type, int ta, int tb, int M, int N, int K, const void *A,
-		   int lda, const void *B, int ldb, const float *bias, int accumulate, float *C,
+		   int lda, const void *B, int ldb, const float *bias, int post, float *C,
 		   int ldc);
 
 #endif

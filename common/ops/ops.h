@@ -49,6 +49,12 @@ void aim_linear_fwd(float *y, const float *x, const float *w, const float *b,
 /* y[M,out] += x · wᵀ (+ b): the residual add fused into the GEMM (beta 1). */
 void aim_linear_fwd_acc(float *y, const float *x, const float *w, const float *b,
 			int M, int in, int out);
+/* y[M,out] = GELU(x · wᵀ (+ b)): an MLP's first layer when its
+ * pre-activation is not kept (inference). Here the two ops one after the
+ * other; the CPU's bf16 mode applies the GELU inside the GEMM (one pass
+ * over y fewer). */
+void aim_linear_gelu_fwd(float *y, const float *x, const float *w, const float *b,
+			 int M, int in, int out);
 /* dx += dy·w ; dw += dyᵀ·x ; db += Σ_rows dy. */
 void aim_linear_bwd(float *dx, float *dw, float *db, const float *dy,
 		    const float *x, const float *w, int M, int in, int out);

@@ -10,7 +10,10 @@
  * (ops.h: LoRA factors, adapter bottlenecks). On the CPU the attention's
  * score and value products (Q Kᵀ, P V and their backward) are GEMMs too
  * and take bf16 operands likewise for sequences of 64 tokens or more
- * (ops_attention.c); CUDA's attention is one fused fp32 kernel.
+ * (ops_attention.c); CUDA's attention is one fused fp32 kernel. The bias,
+ * the residual add and (aim_linear_gelu_fwd_bf16, inference) the GELU run
+ * inside oneDNN's kernel on the fp32 accumulators: the same semantics,
+ * fewer passes over the activations.
  *
  * Weights: the bf16 copy of a weight tensor is made on its first product
  * and kept, keyed by the fp32 tensor's address, until that memory is
@@ -65,6 +68,8 @@ void aim_linear_fwd_bf16(float *y, const float *x, const float *w, const float *
 			 int M, int in, int out);
 void aim_linear_fwd_acc_bf16(float *y, const float *x, const float *w, const float *b,
 			     int M, int in, int out);
+void aim_linear_gelu_fwd_bf16(float *y, const float *x, const float *w, const float *b,
+			      int M, int in, int out);
 void aim_linear_bwd_bf16(float *dx, float *dw, float *db, const float *dy,
 			 const float *x, const float *w, int M, int in, int out);
 void aim_attention_fwd_bf16(float *out, float *lse, const float *qkv, int B, int K, int H,

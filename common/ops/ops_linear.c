@@ -27,6 +27,13 @@ void aim_linear_fwd_acc(float *y, const float *x, const float *w, const float *b
 	aim_sgemm(0, 1, M, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
 }
 
+void aim_linear_gelu_fwd(float *y, const float *x, const float *w, const float *b,
+			 int M, int in, int out)
+{
+	aim_linear_fwd(y, x, w, b, M, in, out);
+	aim_gelu_fwd(y, y, (size_t)M * out);
+}
+
 void aim_linear_bwd(float *dx, float *dw, float *db, const float *dy,
 		    const float *x, const float *w, int M, int in, int out)
 {

@@ -202,6 +202,9 @@ static void test_linear(int M, int in, int out)
 	cuda_linear_fwd_acc(y.data(), x.data(), w.data(), b.data(), M, in, out);
 	aim_linear_fwd_acc(yc.data(), x.data(), w.data(), b.data(), M, in, out);
 	compare("linear_fwd_acc", y.data(), yc.data(), y.size(), 1e-6);
+	cuda_linear_gelu_fwd(y.data(), x.data(), w.data(), b.data(), M, in, out);
+	aim_linear_gelu_fwd(yc.data(), x.data(), w.data(), b.data(), M, in, out);
+	compare("linear_gelu_fwd", y.data(), yc.data(), y.size(), 1e-6);
 	auto dy = rnd((size_t)M * out), dx = rnd((size_t)M * in), dxc = dx;
 	auto dw = rnd((size_t)out * in), dwc = dw, db = rnd(out), dbc = db;
 	cuda_linear_bwd(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), M, in, out);
@@ -620,7 +623,7 @@ static aim_backend guarded_table(void)
 	G(attention_fwd); G(attention_bwd); G(add_fwd); G(add_rows); G(axpy); G(scale);
 	G(pixloss_targets); G(pixloss_forward); G(pixloss_backward); G(gather_rows);
 	G(scatter_rows); G(adamw); G(sumsq); G(rmsnorm_fwd); G(rmsnorm_bwd); G(swiglu_fwd);
-	G(swiglu_bwd);
+	G(swiglu_bwd); G(linear_gelu_fwd);
 #undef G
 	return g;
 }

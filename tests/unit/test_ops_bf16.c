@@ -5,6 +5,8 @@
  *  - the fp32 ops of ops.h (OpenBLAS): within the bf16 rounding bound,
  *    |bf16 − fp32| ≤ 2⁻⁷·Σ|a·b| (each operand off by at most 2⁻⁹ relative).
  * Every op: linear forward (with and without bias), forward-accumulate,
+ * the linear layer with its GELU inside the product (against the exact
+ * GELU of the rounded-operand product),
  * backward (dx, dw, db, each accumulating), patch embedding both ways,
  * over shapes from one row to a few hundred, odd sizes included; a product
  * narrower than AIM_BF16_MIN_WIDTH in or out (a LoRA factor, an adapter's
@@ -125,6 +127,28 @@ static void check_shape(const aim_backend *be, int M, int in, int out)
 		exact[i] += b[i % out];
 	snprintf(what, sizeof what, "patch_embed_fwd %dx%dx%d", M, in, out);
 	expect(what, y, yf, NULL, exact, bound, ny);
+	/* y = GELU(x·wᵀ + b), the GELU applied inside the product: against
+	 * the exact GELU of the rounded-operand product (GELU' ≤ 1.13, so the
+	 * product's error bound grows by that; 1e-6 of the value for
+	 * oneDNN's erf), and against the fp32 op within the bf16 bound */
+	be->linear_gelu_fwd(y, x, w, b, M, in, out);
+	aim_linear_gelu_fwd(yf, x, w, b, M, in, out);
+	if (g_narrow) {
+		CHECK_MSG(memcmp(y, yf, ny * sizeof(float)) == 0,
+			  "linear_gelu_fwd %dx%dx%d: narrow, not the fp32 op", M, in, out);
+	} else {
+		double worst_exact = 0, worst_fp = 0;
+		for (size_t i = 0; i < ny; i++) {
+			double v = exact[i], g = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+			double lim = 1.13 * bound[i] + 1e-30;
+			worst_exact = fmax(worst_exact, fabs(y[i] - g) / (lim * 1e-5 + 1e-6 * fabs(v)));
+			worst_fp = fmax(worst_fp, fabs((double)y[i] - yf[i]) / lim);
+		}
+		CHECK_MSG(worst_exact <= 1, "linear_gelu_fwd %dx%dx%d: %.3g of its bound from the "
+			  "GELU of the rounded-operand product", M, in, out, worst_exact);
+		CHECK_MSG(worst_fp <= 0x1p-7, "linear_gelu_fwd %dx%dx%d: %.3g of 1.13·Σ|a·b| from fp32",
+			  M, in, out, worst_fp);
+	}
 	/* y += x·wᵀ + b */
 	memcpy(y, y0, ny * sizeof(float));
 	memcpy(yf, y0, ny * sizeof(float));
@@ -310,6 +334,9 @@ int main(void)
 	float *y = be->alloc(64 * 48 * 4), *yf = be->alloc(64 * 48 * 4);
 	be->linear_fwd(y, x, w, NULL, 64, 32, 48);
 	aim_linear_fwd(yf, x, w, NULL, 64, 32, 48);
+	CHECK(memcmp(y, yf, 64 * 48 * 4) == 0);
+	be->linear_gelu_fwd(y, x, w, NULL, 64, 32, 48);
+	aim_linear_gelu_fwd(yf, x, w, NULL, 64, 32, 48);
 	CHECK(memcmp(y, yf, 64 * 48 * 4) == 0);
 	be->free(x);
 	be->free(w);
