@@ -199,45 +199,44 @@ oom:
 
 /* ---- the ops ------------------------------------------------------------ */
 
+/* y = x·wᵀ (+ b), then the post operations (dnnl_gemm.h) on the fp32
+ * accumulators: the residual add onto y, or the GELU. oneDNN fuses both
+ * for free; the GELU there (an eltwise post-op with its own erf) saves,
+ * in inference, one pass over the widest activation of the block, which
+ * an extraction otherwise writes, reads, writes and reads again. */
+static void product_bf16(float *y, const float *x, const float *w, const float *b, int M,
+			 int in, int out, int post)
+{
+	const uint16_t *xb = rounded(0, x, (size_t)M * in);
+	const uint16_t *wb = weight_bf16(w, (size_t)out * in);
+	aim_dnnl_gemm(AIM_GEMM_BF16, 0, 1, M, out, in, xb, in, wb, in, b, post, y, out);
+}
+
 void aim_linear_fwd_bf16(float *y, const float *x, const float *w, const float *b,
 			 int M, int in, int out)
 {
-	if (aim_bf16_narrow(in, out)) {
+	if (aim_bf16_narrow(in, out))
 		aim_linear_fwd(y, x, w, b, M, in, out);
-		return;
-	}
-	const uint16_t *xb = rounded(0, x, (size_t)M * in);
-	const uint16_t *wb = weight_bf16(w, (size_t)out * in);
-	aim_dnnl_gemm(AIM_GEMM_BF16, 0, 1, M, out, in, xb, in, wb, in, b, 0, y, out);
+	else
+		product_bf16(y, x, w, b, M, in, out, 0);
 }
 
 void aim_linear_fwd_acc_bf16(float *y, const float *x, const float *w, const float *b,
 			     int M, int in, int out)
 {
-	if (aim_bf16_narrow(in, out)) {
+	if (aim_bf16_narrow(in, out))
 		aim_linear_fwd_acc(y, x, w, b, M, in, out);
-		return;
-	}
-	const uint16_t *xb = rounded(0, x, (size_t)M * in);
-	const uint16_t *wb = weight_bf16(w, (size_t)out * in);
-	aim_dnnl_gemm(AIM_GEMM_BF16, 0, 1, M, out, in, xb, in, wb, in, b, AIM_GEMM_ACCUMULATE, y,
-		      out);
+	else
+		product_bf16(y, x, w, b, M, in, out, AIM_GEMM_ACCUMULATE);
 }
 
-/* The GELU on the fp32 accumulators inside oneDNN's kernel (an eltwise
- * post-op, its own erf): the products' semantics unchanged, one pass less
- * over the widest activation of the block, which an extraction otherwise
- * writes, reads, writes and reads again. */
 void aim_linear_gelu_fwd_bf16(float *y, const float *x, const float *w, const float *b,
 			      int M, int in, int out)
 {
-	if (aim_bf16_narrow(in, out)) {
+	if (aim_bf16_narrow(in, out))
 		aim_linear_gelu_fwd(y, x, w, b, M, in, out);
-		return;
-	}
-	const uint16_t *xb = rounded(0, x, (size_t)M * in);
-	const uint16_t *wb = weight_bf16(w, (size_t)out * in);
-	aim_dnnl_gemm(AIM_GEMM_BF16, 0, 1, M, out, in, xb, in, wb, in, b, AIM_GEMM_GELU, y, out);
+	else
+		product_bf16(y, x, w, b, M, in, out, AIM_GEMM_GELU);
 }
 
 void aim_linear_bwd_bf16(float *dx, float *dw, float *db, const float *dy,
