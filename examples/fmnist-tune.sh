@@ -3,8 +3,9 @@
 # first when $OUT has no checkpoint): the frozen attentive probe against
 # LoRA, bottleneck adapters, deep prompt tuning and full fine-tuning, each
 # trained jointly with the same kind of head (8 queries, HEADS heads,
-# features averaged over every block). The frozen probe is trained as fmnist.sh trains it, on
-# features extracted once (PROBE_EPOCHS passes); every other method starts
+# features averaged over every block). The frozen probe is trained as
+# fmnist.sh trains it, on features extracted once (PROBE_EPOCHS passes);
+# every other method starts
 # from that head and trains EPOCHS passes through the trunk ("linear probe,
 # then fine-tune": a head that already fits keeps the first steps from
 # pulling the trunk towards a random head). On the 10k test images: top-1,

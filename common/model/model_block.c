@@ -132,8 +132,7 @@ void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, 
 	aim_trunk_norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
 	/* Inference keeps no pre-activation (fc1 is h): the backend may apply
 	 * the GELU inside the product, unless a LoRA update joins it first. */
-	int fused_gelu = c->mlp == AIM_MLP_GELU && io->fc1 == io->h && be->linear_gelu_fwd &&
-			 !lora_at(m, l, LIN_FC1);
+	int fused_gelu = c->mlp == AIM_MLP_GELU && io->fc1 == io->h && !lora_at(m, l, LIN_FC1);
 	if (fused_gelu) {
 		be->linear_gelu_fwd(io->h, io->ln, bp->fc1_w, bp->fc1_b, N, D, Hm);
 	} else {

@@ -131,8 +131,7 @@ typedef struct aim_backend {
 	/* y = GELU(x·wᵀ + b), aim_linear_gelu_fwd: the MLP's first layer in
 	 * inference, where a backend may fuse the two (the CPU's bf16 mode
 	 * does; CUDA runs them one after the other: cuBLASLt's GELU epilogue
-	 * is the tanh approximation, not the exact GELU). NULL in a table:
-	 * the model runs linear_fwd then gelu_fwd. */
+	 * is the tanh approximation, not the exact GELU). */
 	void (*linear_gelu_fwd)(float *y, const float *x, const float *w, const float *b,
 				int M, int in, int out);
 } aim_backend;

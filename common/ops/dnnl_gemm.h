@@ -41,7 +41,7 @@ enum {
 };
 
 /* C[M,N] (fp32, row stride ldc) = op(A)·op(B) (+ bias[N] when not NULL),
- * then the post operations (0: none; 1 = AIM_GEMM_ACCUMULATE: onto C). Row-major: op(A) is [M,K], stored
+ * then the post operations above (0: none). Row-major: op(A) is [M,K], stored
  * [M,K] (lda ≥ K) or, with ta, [K,M] (lda ≥ M); likewise op(B) [K,N],
  * stored [K,N] or, with tb, [N,K]. Aborts with oneDNN's status if the
  * primitive cannot be made (never for the shapes a model produces). */
