@@ -8,6 +8,9 @@
 
 #include "pickle_graph.h"
 
+#define MAX_STACK (1u << 20)
+#define MAX_MEMO (1u << 20)
+
 static const struct allowed_global {
 	const char *module, *name;
 	global_id id;

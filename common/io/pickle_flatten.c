@@ -282,8 +282,6 @@ void aim_pickle_tensors_free(aim_pickle_tensors *ts)
 int pickle_flatten(parser *ps, const obj *root, aim_pickle_tensors *out)
 {
 	flattener f = {.ps = ps, .out = out};
-	out->n = 0;
-	out->t = NULL;
 	/* A real state dict is a tree with shared leaves at most: a few visits
 	 * per object. Anything far beyond is a crafted graph that would make
 	 * the walk (and the names) grow exponentially. (The floor was 65,536:

@@ -12,9 +12,7 @@
 #include "err.h"
 #include "pickle.h"
 
-#define MAX_STACK (1u << 20)
-#define MAX_MARKS 4096u
-#define MAX_MEMO (1u << 20)
+#define MAX_MARKS 4096u        /* nesting of MARKs on the stack */
 #define MAX_DEPTH 64           /* nesting of the flattened dicts */
 #define MAX_NAME (64u << 10)   /* bytes of one flattened key path */
 #define SLAB_OBJS 1024
@@ -127,8 +125,9 @@ static inline int charge(parser *ps, size_t bytes)
 	return 0;
 }
 
-/* Flatten the graph under the top-level dict root into out (pickle.h says
- * how); the names are checked and unique. 0, or AIM_ERR with out empty. */
+/* Flatten the graph under the top-level dict root into out, which the
+ * caller passes empty (pickle.h says how); the names are checked and
+ * unique. 0, or AIM_ERR with out empty again. */
 int pickle_flatten(parser *ps, const obj *root, aim_pickle_tensors *out);
 
 #endif

@@ -11,10 +11,10 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Compile the hot loops of an op for AVX-512, AVX2 + FMA or plain x86-64
- * and pick one at load time (the build targets x86-64-v2 for portability).
- * The middle clone is the ISA level x86-64-v3, which the resolver picks by
- * the CPU's features; "arch=x86-64-v3", used before, is picked by CPU model
+/* Compile the hot loops of an op for AVX-512, AVX2 (ISA level x86-64-v3)
+ * or plain x86-64 and pick one at load time (the build targets x86-64-v2
+ * for portability). The resolver picks "arch=x86-64-v3" by the CPU's
+ * features; "arch=haswell", used before, is picked by CPU model
  * (__builtin_cpu_is), so AMD Zen and every Intel core without AVX-512 but
  * Haswell itself ran the baseline SSE copies: the GELU and softmax loops
  * were a third of an AVX2 EPYC's extraction time. */
