@@ -21,15 +21,39 @@ aim_prog aim_self = {"aim", "", 0, 0, 0};
  * (weak so tools without a model still link). */
 __attribute__((weak)) const char *aim_backend_describe(void) { return "cpu (OpenBLAS)"; }
 
-/* Idle worker threads must sleep, not spin: OpenMP's (our loops) and
- * OpenBLAS's (the GEMMs) are two pools that take turns on the same cores,
- * and a pool spinning after its turn starves the other (on 2 busy cores a
- * training step ran up to 10x slower, aim-eval 3x). Both libraries read
- * these settings only when they load, so the program starts itself again
- * with them set, unless the user chose values (or AIM_NO_REEXEC is set). */
-static void sleep_idle_threads(void)
+/* How idle worker threads wait. OpenBLAS's pool (threaded GEMMs when
+ * OpenBLAS computes them) and OpenMP's (our loops, and oneDNN's products,
+ * which run on the same team) take turns on the same cores, and a pool
+ * spinning long after its turn starves the other: with both spinning, on 2
+ * busy cores a training step ran up to 10x slower, aim-eval 3x. So
+ * OpenBLAS's workers always sleep at once (OPENBLAS_THREAD_TIMEOUT).
+ * OpenMP's sleep at once too (OMP_WAIT_POLICY=passive) where OpenBLAS
+ * computes the GEMMs; where oneDNN does, OpenBLAS only ever runs on one
+ * thread (blas_threads.h) and nothing takes turns with the team, so its
+ * workers spin a bounded while (GOMP_SPINCOUNT, ~1 ms) before they sleep:
+ * the next parallel loop of a step then finds them awake instead of paying
+ * a futex wake-up per loop, which on 2 cores was 14 % of a fine-tuning
+ * step in the kernel (aim-probe --tune full on Fashion-MNIST: 707 -> 1,008
+ * images/s; aim-train +20 %; aim-extract, whose loops are long, the same).
+ * Both libraries read these settings only when they load, so the program
+ * starts itself again with them set, unless the user chose values (or
+ * AIM_NO_REEXEC is set). */
+#define AIM_OMP_SPINCOUNT "30000"
+
+static int gemms_through_onednn(void)
 {
-	if ((getenv("OMP_WAIT_POLICY") && getenv("OPENBLAS_THREAD_TIMEOUT")) || getenv("AIM_NO_REEXEC"))
+#ifdef AIM_HAVE_DNNL
+	const char *lib = getenv("AIM_SGEMM");
+	return !lib || strcmp(lib, "openblas");
+#else
+	return 0;
+#endif
+}
+
+static void set_thread_waits(void)
+{
+	int omp_chosen = getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT");
+	if ((omp_chosen && getenv("OPENBLAS_THREAD_TIMEOUT")) || getenv("AIM_NO_REEXEC"))
 		return;
 	FILE *f = fopen("/proc/self/cmdline", "rb");
 	if (!f)
@@ -46,17 +70,21 @@ static void sleep_idle_threads(void)
 	for (size_t i = 0; i < n && argc < 4095; i += strlen(buf + i) + 1)
 		argv[argc++] = buf + i;
 	argv[argc] = NULL;
-	if (!getenv("OMP_WAIT_POLICY"))
-		setenv("OMP_WAIT_POLICY", "passive", 1);
+	if (!omp_chosen) {
+		if (gemms_through_onednn())
+			setenv("GOMP_SPINCOUNT", AIM_OMP_SPINCOUNT, 1);
+		else
+			setenv("OMP_WAIT_POLICY", "passive", 1);
+	}
 	if (!getenv("OPENBLAS_THREAD_TIMEOUT"))
 		setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
 	execv("/proc/self/exe", argv);
-	/* Not re-executed: run on with spinning pools. */
+	/* Not re-executed: run on with the libraries' default waits. */
 }
 
 void aim_prog_init(const char *name, const char *usage)
 {
-	sleep_idle_threads();
+	set_thread_waits();
 	aim_self.name = name;
 	aim_self.usage = usage;
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
