@@ -1,5 +1,7 @@
 /* One pool of threads for OpenBLAS and OpenMP (blas_threads.h). */
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "blas_threads.h"
 
@@ -16,4 +18,25 @@ void aim_blas_release(int held)
 {
 	if (held > 0)
 		openblas_set_num_threads(held);
+}
+
+int aim_sgemm_env_onednn(const char **complaint)
+{
+#ifdef AIM_HAVE_DNNL
+	int onednn = 1;
+#else
+	int onednn = 0;
+#endif
+	const char *env = getenv("AIM_SGEMM"), *why = NULL;
+	if (env && *env) {
+		if (!strcmp(env, "openblas"))
+			onednn = 0;
+		else if (strcmp(env, "onednn"))
+			why = "not openblas or onednn";
+		else if (!onednn)
+			why = "this build has no oneDNN";
+	}
+	if (complaint)
+		*complaint = why;
+	return onednn;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas_threads.h"
 #include "version.h"
 
 aim_prog aim_self = {"aim", "", 0, 0, 0};
@@ -30,7 +31,8 @@ __attribute__((weak)) const char *aim_backend_describe(void) { return "cpu (Open
  * OpenMP's sleep at once too (OMP_WAIT_POLICY=passive) where OpenBLAS
  * computes the GEMMs; where oneDNN does, OpenBLAS only ever runs on one
  * thread (blas_threads.h) and nothing takes turns with the team, so its
- * workers spin a bounded while (GOMP_SPINCOUNT, ~1 ms) before they sleep:
+ * workers spin a bounded while (GOMP_SPINCOUNT=30000: 0.1-2 ms, as long as
+ * the CPU's pause instruction takes) before they sleep:
  * the next parallel loop of a step then finds them awake instead of paying
  * a futex wake-up per loop, which on 2 cores was 14 % of a fine-tuning
  * step in the kernel (aim-probe --tune full on Fashion-MNIST: 707 -> 1,008
@@ -39,16 +41,6 @@ __attribute__((weak)) const char *aim_backend_describe(void) { return "cpu (Open
  * starts itself again with them set, unless the user chose values (or
  * AIM_NO_REEXEC is set). */
 #define AIM_OMP_SPINCOUNT "30000"
-
-static int gemms_through_onednn(void)
-{
-#ifdef AIM_HAVE_DNNL
-	const char *lib = getenv("AIM_SGEMM");
-	return !lib || strcmp(lib, "openblas");
-#else
-	return 0;
-#endif
-}
 
 static void set_thread_waits(void)
 {
@@ -71,7 +63,7 @@ static void set_thread_waits(void)
 		argv[argc++] = buf + i;
 	argv[argc] = NULL;
 	if (!omp_chosen) {
-		if (gemms_through_onednn())
+		if (aim_sgemm_env_onednn(NULL))
 			setenv("GOMP_SPINCOUNT", AIM_OMP_SPINCOUNT, 1);
 		else
 			setenv("OMP_WAIT_POLICY", "passive", 1);

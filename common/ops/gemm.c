@@ -32,23 +32,11 @@ aim_sgemm_library aim_sgemm_library_used(void)
 	int lib = __atomic_load_n(&g_library, __ATOMIC_ACQUIRE);
 	if (lib >= 0)
 		return (aim_sgemm_library)lib;
-#ifdef AIM_HAVE_DNNL
-	lib = AIM_SGEMM_ONEDNN;
-#else
-	lib = AIM_SGEMM_OPENBLAS;
-#endif
-	const char *env = getenv("AIM_SGEMM");
-	if (env && *env) {
-		if (!strcmp(env, "openblas"))
-			lib = AIM_SGEMM_OPENBLAS;
-		else if (!strcmp(env, "onednn") && lib == AIM_SGEMM_ONEDNN)
-			;
-		else
-			fprintf(stderr, "aim: AIM_SGEMM=%s: %s; using %s\n", env,
-				!strcmp(env, "onednn") ? "this build has no oneDNN"
-						       : "not openblas or onednn",
-				lib == AIM_SGEMM_ONEDNN ? "oneDNN" : "OpenBLAS");
-	}
+	const char *complaint;
+	lib = aim_sgemm_env_onednn(&complaint) ? AIM_SGEMM_ONEDNN : AIM_SGEMM_OPENBLAS;
+	if (complaint)
+		fprintf(stderr, "aim: AIM_SGEMM=%s: %s; using %s\n", getenv("AIM_SGEMM"), complaint,
+			lib == AIM_SGEMM_ONEDNN ? "oneDNN" : "OpenBLAS");
 	__atomic_store_n(&g_library, lib, __ATOMIC_RELEASE);
 	return (aim_sgemm_library)lib;
 }
