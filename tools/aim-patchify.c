@@ -44,6 +44,10 @@ static const char usage[] =
 	"  --resize R           val: shorter side before the crop (default ceil(S/0.875))\n"
 	"  --scale LO,HI        train: crop area fraction (default 0.4,1)\n"
 	"  --ratio LO,HI        train: crop aspect ratio (default 0.75,1.3333)\n"
+	"  --translate N        train: shift instead of the resized crop: an S x S window\n"
+	"                       of the image padded with N zeros on every side, at a\n"
+	"                       random place, not resampled (torchvision RandomCrop(S,\n"
+	"                       padding=N, pad_if_needed=True)); for images of side S\n"
 	"  --no-flip            train: no horizontal flip\n"
 	"  --jitter B[,C[,S]]   train: colour jitter strengths for brightness, contrast,\n"
 	"                       saturation (torchvision ColorJitter; default off)\n"
@@ -93,7 +97,7 @@ static const char usage[] =
 
 enum {
 	OPT_TRANSFORM = AIM_OPT_FIRST_TOOL, OPT_SIZE, OPT_RESIZE, OPT_SCALE, OPT_RATIO,
-	OPT_NO_FLIP, OPT_JITTER, OPT_SEED, OPT_EPOCHS, OPT_SHUFFLE, OPT_SHUFFLE_BUFFER,
+	OPT_NO_FLIP, OPT_TRANSLATE, OPT_JITTER, OPT_SEED, OPT_EPOCHS, OPT_SHUFFLE, OPT_SHUFFLE_BUFFER,
 	OPT_LOG_AUGMENT, OPT_PATCH, OPT_CHANNELS, OPT_MEAN, OPT_STD, OPT_CLASSES, OPT_SHARD,
 	OPT_MAX_PIXELS, OPT_STRICT, OPT_BATCH, OPT_LEVEL, OPT_PRESET, OPT_MAX_ERRORS, OPT_ERRORS,
 	OPT_LIST, OPT_SKIP_DONE, OPT_CHECKSUM, OPT_LABELS, OPT_CLASSES_FILE,
@@ -106,6 +110,7 @@ typedef struct {
 	int train, size, resize, patch, channels, batch, level;
 	int shard_i, shard_n, shuffle, shuffle_buffer, epochs_set;
 	const char *train_only; /* a train option given, for the check with val */
+	const char *crop_shape; /* --scale or --ratio given, for the check with --translate */
 	double mean[3], std[3];
 	int nmean, nstd;
 	const char *preset;
@@ -161,6 +166,7 @@ static void parse_options(options *o, int argc, char **argv)
 		{"scale", required_argument, 0, OPT_SCALE},
 		{"ratio", required_argument, 0, OPT_RATIO},
 		{"no-flip", no_argument, 0, OPT_NO_FLIP},
+		{"translate", required_argument, 0, OPT_TRANSLATE},
 		{"jitter", required_argument, 0, OPT_JITTER},
 		{"seed", required_argument, 0, OPT_SEED},
 		{"epochs", required_argument, 0, OPT_EPOCHS},
@@ -221,14 +227,18 @@ static void parse_options(options *o, int argc, char **argv)
 		case OPT_PRESET: o->preset = optarg; break;
 		case OPT_RESIZE: o->resize = (int)aim_opt_int("--resize", optarg, 1, 65536); break;
 		case OPT_SCALE:
-			o->train_only = "--scale";
+			o->train_only = o->crop_shape = "--scale";
 			parse_pair("--scale", optarg, &o->aug.scale_lo, &o->aug.scale_hi, 1e-9);
 			if (o->aug.scale_hi > 1)
 				aim_usage_error("--scale: HI must be at most 1");
 			break;
 		case OPT_RATIO:
-			o->train_only = "--ratio";
+			o->train_only = o->crop_shape = "--ratio";
 			parse_pair("--ratio", optarg, &o->aug.ratio_lo, &o->aug.ratio_hi, 1e-9);
+			break;
+		case OPT_TRANSLATE:
+			o->aug.translate = (int)aim_opt_int("--translate", optarg, 0, 4096);
+			o->train_only = "--translate";
 			break;
 		case OPT_NO_FLIP:
 			o->aug.flip = 0;
@@ -305,6 +315,8 @@ static void parse_options(options *o, int argc, char **argv)
 		aim_usage_error("--resize applies to --transform val only");
 	if (!o->train && o->train_only)
 		aim_usage_error("%s applies to --transform train only", o->train_only);
+	if (o->aug.translate >= 0 && o->crop_shape)
+		aim_usage_error("%s shapes the resized crop, which --translate replaces", o->crop_shape);
 	if (o->preset)
 		apply_preset(o);
 	if (o->size % o->patch)

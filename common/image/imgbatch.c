@@ -93,7 +93,7 @@ static void process_slot(const aim_imgcut *o, const aim_imglist *l, int64_t epoc
 		rc = aim_image_decode(data, len, o->channels, o->max_pixels, &im);
 	if (rc == AIM_OK) {
 		if (o->train) {
-			aim_train_draw_params(&o->aug, o->seed, epoch, s->item, im.w, im.h, &s->draw);
+			aim_train_draw_params(&o->aug, o->seed, epoch, s->item, im.w, im.h, o->size, &s->draw);
 			rc = aim_transform_train(&im, o->size, &s->draw, scratch);
 		} else {
 			rc = aim_transform_val(&im, o->size, o->resize, scratch);

@@ -80,6 +80,7 @@ void aim_train_aug_default(aim_train_aug *a)
 	a->scale_hi = 1.0;
 	a->ratio_lo = 3.0 / 4.0;
 	a->ratio_hi = 4.0 / 3.0;
+	a->translate = -1;
 	a->flip = 1;
 }
 
@@ -114,14 +115,51 @@ static int rng_below(draw_rng *r, int n)
 	return (int)(((unsigned __int128)rng_next(r) * (unsigned)n) >> 64);
 }
 
+/* RandomCrop(S, padding=N, pad_if_needed=True) along one side of length n:
+ * the padded side is n + 2N, grown by twice its shortfall when still under
+ * S (pad_if_needed pads both ends by S - n'); the window starts uniformly
+ * in it. Returned in the image's coordinates: negative inside the padding. */
+static int translate_offset(draw_rng *r, int n, int N, int S)
+{
+	int64_t padded = (int64_t)n + 2 * (int64_t)N, extra = padded < S ? S - padded : 0;
+	padded += 2 * extra;
+	return (int)((int64_t)rng_below(r, (int)(padded - S + 1)) - N - extra);
+}
+
+/* The flip and the colour jitter, drawn after the crop. */
+static void draw_jitter(const aim_train_aug *a, draw_rng *r, aim_train_draw *d)
+{
+	d->flip = a->flip && rng_uniform(r, 0, 1) < 0.5;
+	d->brightness = a->brightness > 0
+		? rng_uniform(r, fmax(0, 1 - a->brightness), 1 + a->brightness) : 1;
+	d->contrast = a->contrast > 0
+		? rng_uniform(r, fmax(0, 1 - a->contrast), 1 + a->contrast) : 1;
+	d->saturation = a->saturation > 0
+		? rng_uniform(r, fmax(0, 1 - a->saturation), 1 + a->saturation) : 1;
+	for (int i = 0; i < 3; i++)
+		d->jitter_order[i] = i;
+	for (int i = 2; i > 0; i--) {
+		int j = rng_below(r, i + 1), t = d->jitter_order[i];
+		d->jitter_order[i] = d->jitter_order[j];
+		d->jitter_order[j] = t;
+	}
+}
+
 void aim_train_draw_params(const aim_train_aug *a, uint64_t seed, int64_t epoch, int64_t id,
-			   int width, int height, aim_train_draw *d)
+			   int width, int height, int S, aim_train_draw *d)
 {
 	draw_rng r = {mix64(mix64(mix64(seed) ^ (uint64_t)epoch) ^ (uint64_t)id), 0};
+	memset(d, 0, sizeof *d);
+	if (a->translate >= 0) {
+		d->top = translate_offset(&r, height, a->translate, S);
+		d->left = translate_offset(&r, width, a->translate, S);
+		d->h = d->w = S;
+		draw_jitter(a, &r, d);
+		return;
+	}
 	double area = (double)width * height;
 	double lr0 = log(a->ratio_lo), lr1 = log(a->ratio_hi);
 	int found = 0;
-	memset(d, 0, sizeof *d);
 	for (int attempt = 0; attempt < 10 && !found; attempt++) {
 		double target = area * rng_uniform(&r, a->scale_lo, a->scale_hi);
 		double ar = exp(rng_uniform(&r, lr0, lr1));
@@ -146,20 +184,7 @@ void aim_train_draw_params(const aim_train_aug *a, uint64_t seed, int64_t epoch,
 		d->h = h;
 		d->w = w;
 	}
-	d->flip = a->flip && rng_uniform(&r, 0, 1) < 0.5;
-	d->brightness = a->brightness > 0
-		? rng_uniform(&r, fmax(0, 1 - a->brightness), 1 + a->brightness) : 1;
-	d->contrast = a->contrast > 0
-		? rng_uniform(&r, fmax(0, 1 - a->contrast), 1 + a->contrast) : 1;
-	d->saturation = a->saturation > 0
-		? rng_uniform(&r, fmax(0, 1 - a->saturation), 1 + a->saturation) : 1;
-	for (int i = 0; i < 3; i++)
-		d->jitter_order[i] = i;
-	for (int i = 2; i > 0; i--) {
-		int j = rng_below(&r, i + 1), t = d->jitter_order[i];
-		d->jitter_order[i] = d->jitter_order[j];
-		d->jitter_order[j] = t;
-	}
+	draw_jitter(a, &r, d);
 }
 
 /* Pillow's Image.blend(degenerate, img, alpha) in place on img, with
@@ -217,9 +242,28 @@ int aim_transform_train(const aim_image *in, int S, const aim_train_draw *d, uin
 {
 	int c = in->c;
 	size_t stride = (size_t)in->w * c;
-	const uint8_t *crop = in->px + (size_t)d->top * stride + (size_t)d->left * c;
-	if (aim_resize_bicubic(crop, d->w, d->h, stride, c, S, S, 0, 0, S, S, out) < 0)
-		return AIM_ERR;
+	if (d->top < 0 || d->left < 0 || d->top + d->h > in->h || d->left + d->w > in->w) {
+		/* a translation's window reaching into the padding: S x S (drawn
+		 * so), the image's part copied into zeros, as PIL's crop fills */
+		if (d->h != S || d->w != S)
+			return aim_error("crop box %dx%d outside the image is not %dx%d", d->w, d->h, S, S);
+		memset(out, 0, (size_t)S * S * c);
+		int y0 = d->top < 0 ? -d->top : 0, x0 = d->left < 0 ? -d->left : 0;
+		int y1 = d->top + S < in->h ? S : in->h - d->top, x1 = d->left + S < in->w ? S : in->w - d->left;
+		for (int y = y0; y < y1 && x0 < x1; y++)
+			memcpy(out + ((size_t)y * S + x0) * c,
+			       in->px + (size_t)(d->top + y) * stride + (size_t)(d->left + x0) * c,
+			       (size_t)(x1 - x0) * c);
+	} else if (d->h == S && d->w == S) {
+		/* Pillow's resize to the size it has: a copy */
+		for (int y = 0; y < S; y++)
+			memcpy(out + (size_t)y * S * c,
+			       in->px + (size_t)(d->top + y) * stride + (size_t)d->left * c, (size_t)S * c);
+	} else {
+		const uint8_t *crop = in->px + (size_t)d->top * stride + (size_t)d->left * c;
+		if (aim_resize_bicubic(crop, d->w, d->h, stride, c, S, S, 0, 0, S, S, out) < 0)
+			return AIM_ERR;
+	}
 	if (d->flip)
 		for (int y = 0; y < S; y++) {
 			uint8_t *row = out + (size_t)y * S * c;

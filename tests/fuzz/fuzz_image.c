@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		aim_train_aug_default(&aug);
 		aug.brightness = aug.contrast = aug.saturation = 0.5;
 		aim_train_draw d;
-		aim_train_draw_params(&aug, 1, 0, (int64_t)size, im.w, im.h, &d);
+		aim_train_draw_params(&aug, 1, 0, (int64_t)size, im.w, im.h, 32, &d);
 		aim_transform_train(&im, 32, &d, out);
 		aim_image_free(&im);
 	}

@@ -171,7 +171,11 @@ def cmd_labels(stream, root):
     return bad
 
 
-def cmd_train(stream, log, S, p, c):
+def cmd_train(stream, log, S, p, c, pad=None):
+    """Replays the logged augmentation with torchvision. With pad (aim-patchify
+    --translate PAD) the crop is RandomCrop(S, padding=pad, pad_if_needed=True)'s:
+    F.pad by pad zeros, the pad_if_needed growth, then F.crop at the logged
+    offset moved into the padded image, which must lie inside it."""
     import torchvision.transforms.functional as F
     from torchvision.transforms import InterpolationMode
     S, p, c = int(S), int(p), int(c)
@@ -187,7 +191,22 @@ def cmd_train(stream, log, S, p, c):
         r = rows[(epoch, _id)]
         with open_image(name) as im:
             img = im.convert(mode)
-        img = F.resized_crop(img, int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"]), [S, S], InterpolationMode.BICUBIC)
+        top, left, h, w = (int(r[k]) for k in ("top", "left", "height", "width"))
+        if pad is None:
+            img = F.resized_crop(img, top, left, h, w, [S, S], InterpolationMode.BICUBIC)
+        else:
+            k = int(pad)
+            img = F.pad(img, k, fill=0)
+            ex, ey = max(0, S - img.width), max(0, S - img.height)
+            if ex:
+                img = F.pad(img, [ex, 0], fill=0)
+            if ey:
+                img = F.pad(img, [0, ey], fill=0)
+            i, j = top + k + ey, left + k + ex
+            if (h, w) != (S, S) or not (0 <= i <= img.height - S and 0 <= j <= img.width - S):
+                errors.append(f"{name} epoch {epoch}: window {w}x{h} at {j},{i} outside the padded {img.width}x{img.height}")
+                continue
+            img = F.crop(img, i, j, S, S)
         if r["flip"] == "1":
             img = F.hflip(img)
         for k in r["order"]:

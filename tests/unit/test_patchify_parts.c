@@ -141,9 +141,9 @@ static void test_train_draws(void)
 	aim_train_draw d1, d2, d3;
 	int differ = 0;
 	for (int id = 0; id < 200; id++) {
-		aim_train_draw_params(&a, 5, 1, id, 400, 300, &d1);
-		aim_train_draw_params(&a, 5, 1, id, 400, 300, &d2);
-		aim_train_draw_params(&a, 5, 2, id, 400, 300, &d3);
+		aim_train_draw_params(&a, 5, 1, id, 400, 300, 224, &d1);
+		aim_train_draw_params(&a, 5, 1, id, 400, 300, 224, &d2);
+		aim_train_draw_params(&a, 5, 2, id, 400, 300, 224, &d3);
 		CHECK(memcmp(&d1, &d2, sizeof d1) == 0);
 		differ += d1.top != d3.top || d1.left != d3.left || d1.w != d3.w;
 		/* the crop lies inside the image, its area within the scale range
@@ -154,8 +154,34 @@ static void test_train_draws(void)
 	}
 	CHECK(differ > 150);
 	/* an image too thin for any ratio: torchvision's central fallback */
-	aim_train_draw_params(&a, 5, 0, 0, 1000, 3, &d1);
+	aim_train_draw_params(&a, 5, 0, 0, 1000, 3, 224, &d1);
 	CHECK(d1.h == 3 && d1.w == 4 && d1.top == 0 && d1.left == 498);
+
+	/* --translate 2 on a 28 x 28 image: every one of the 5 x 5 offsets of
+	 * RandomCrop(28, padding=2), evenly */
+	a.translate = 2;
+	int seen[5][5] = {{0}};
+	for (int id = 0; id < 2500; id++) {
+		aim_train_draw_params(&a, 9, 0, id, 28, 28, 28, &d1);
+		CHECK(d1.h == 28 && d1.w == 28);
+		CHECK(d1.top >= -2 && d1.top <= 2 && d1.left >= -2 && d1.left <= 2);
+		if (d1.top >= -2 && d1.top <= 2 && d1.left >= -2 && d1.left <= 2)
+			seen[d1.top + 2][d1.left + 2]++;
+	}
+	for (int y = 0; y < 5; y++)
+		for (int x = 0; x < 5; x++)
+			CHECK(seen[y][x] > 60 && seen[y][x] < 140);
+	/* an image smaller than the window after padding (pad_if_needed): a
+	 * 5 x 3 image padded to 9 x 7, then grown by 2 x 19 and 2 x 21 */
+	int lo_top = 99, hi_top = -99, lo_left = 99, hi_left = -99;
+	for (int id = 0; id < 4000; id++) {
+		aim_train_draw_params(&a, 9, 0, id, 5, 3, 28, &d1);
+		lo_top = d1.top < lo_top ? d1.top : lo_top;
+		hi_top = d1.top > hi_top ? d1.top : hi_top;
+		lo_left = d1.left < lo_left ? d1.left : lo_left;
+		hi_left = d1.left > hi_left ? d1.left : hi_left;
+	}
+	CHECK(lo_top == -23 && hi_top == -2 && lo_left == -21 && hi_left == -2);
 }
 
 static void test_sniff(void)
