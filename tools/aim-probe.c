@@ -61,6 +61,8 @@ static const char usage[] =
 	"  --prompts N          prompt tokens (default 8)\n"
 	"  --deep               prompt tokens of their own before every block\n"
 	"  --layer-decay F      full: block i learns at lr*F^(depth-i) (default 0.75)\n"
+	"  --drop-path P        stochastic depth: block i's branches dropped per image\n"
+	"                       with probability P*i/(depth-1) (default 0; not adapter)\n"
 	"  --accum N            split each batch into N micro-batches through the trunk\n"
 	"                       (memory; default 1)\n"
 	"  --adapter-out DIR    write the trained adapter (lora, adapter, prompt)\n"
@@ -88,7 +90,7 @@ static const char usage[] =
 	"                       best learning rate\n"
 	"                       (default: the lowest training loss of the last epoch)\n"
 	"  --shuffle-buffer MB  memory for shuffling samples read from files (default 512)\n"
-	"  --seed N             initial weights and shuffling (default 0)\n"
+	"  --seed N             initial weights, shuffling, stochastic depth (default 0)\n"
 	"  --init HEAD          start from this head's weights and running statistics\n"
 	"                       (same probe, dimension, classes, heads and queries)\n"
 	"Output:\n"
@@ -104,7 +106,7 @@ enum {
 	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_SMOOTH, OPT_WARMUP, OPT_VAL, OPT_SHUFFLE,
 	OPT_SEED, OPT_ARCH, OPT_LAYERS, OPT_INIT, OPT_DEVICE, OPT_PRECISION, OPT_MASK, OPT_TUNE,
 	OPT_LORA_RANK, OPT_LORA_ALPHA, OPT_LORA_TARGETS, OPT_ADAPTER_DIM, OPT_PROMPTS, OPT_DEEP,
-	OPT_LAYER_DECAY, OPT_ACCUM, OPT_ADAPTER_OUT, OPT_MODEL_OUT, OPT_ADAPTER,
+	OPT_LAYER_DECAY, OPT_DROP_PATH, OPT_ACCUM, OPT_ADAPTER_OUT, OPT_MODEL_OUT, OPT_ADAPTER,
 };
 
 typedef struct {
@@ -114,7 +116,7 @@ typedef struct {
 	int causal;
 	double shuffle_mb;
 	aim_tune_config tune;      /* kind AIM_TUNE_NONE: a frozen trunk */
-	double layer_decay;
+	double layer_decay, drop_path;
 	int accum;
 	const char *adapter_out, *model_out, *adapter;
 	char **inputs;
@@ -155,6 +157,7 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 		{"prompts", required_argument, 0, OPT_PROMPTS},
 		{"deep", no_argument, 0, OPT_DEEP},
 		{"layer-decay", required_argument, 0, OPT_LAYER_DECAY},
+		{"drop-path", required_argument, 0, OPT_DROP_PATH},
 		{"accum", required_argument, 0, OPT_ACCUM},
 		{"adapter-out", required_argument, 0, OPT_ADAPTER_OUT},
 		{"model-out", required_argument, 0, OPT_MODEL_OUT},
@@ -252,6 +255,9 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 			o->layer_decay = aim_opt_float("--layer-decay", optarg, 1e-6, 1);
 			tune_opts |= 1 << AIM_TUNE_FULL;
 			break;
+		case OPT_DROP_PATH:
+			o->drop_path = aim_opt_float("--drop-path", optarg, 0, 0.999);
+			break;
 		case OPT_ACCUM: o->accum = (int)aim_opt_int("--accum", optarg, 1, 1 << 20); break;
 		case OPT_ADAPTER_OUT: o->adapter_out = optarg; break;
 		case OPT_MODEL_OUT: o->model_out = optarg; break;
@@ -274,8 +280,11 @@ static void parse_options(probe_opts *o, int argc, char **argv)
 	for (int i = AIM_TUNE_LORA; i <= AIM_TUNE_PROMPT; i++)
 		if ((tune_opts & (1 << i)) && (int)k != i)
 			aim_usage_error("%s: needs --tune %s", opt_of[i], aim_tune_kind_name(i));
-	if (!k && (o->adapter_out || o->model_out || o->accum != 1))
-		aim_usage_error("--adapter-out, --model-out and --accum need --tune");
+	if (!k && (o->adapter_out || o->model_out || o->accum != 1 || o->drop_path > 0))
+		aim_usage_error("--adapter-out, --model-out, --accum and --drop-path need --tune");
+	if (k == AIM_TUNE_ADAPTER && o->drop_path > 0)
+		aim_usage_error("--drop-path: not with --tune adapter (the adapter is the MLP "
+				"branch's own residual)");
 	if (k == AIM_TUNE_FULL && o->adapter_out)
 		aim_usage_error("--adapter-out: full fine-tuning has no adapter; use --model-out FILE");
 	if (k && k != AIM_TUNE_FULL && o->model_out)
@@ -542,7 +551,8 @@ static void train_on_patches(aim_probe_trainer *tr, const probe_opts *o, aim_tru
 			if (tu->on) {
 				int micro = (o->hp.batch + o->accum - 1) / o->accum;
 				if (aim_tune_trainer_init(&tu->tt, tf->m, &tr->t[0].head, tf->layers, tf->nl,
-							  micro, o->hp.smoothing, o->layer_decay))
+							  micro, o->hp.smoothing, o->layer_decay) ||
+				    aim_tune_trainer_set_drop_path(&tu->tt, o->drop_path, o->hp.seed))
 					aim_die_status(AIM_ERR);
 				size_t trunk = 0;
 				for (int i = 0; i < tf->m->nparams; i++)

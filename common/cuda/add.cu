@@ -69,3 +69,23 @@ void cuda_scale(float *y, float s, const float *x, size_t n)
 	AIM_LAUNCH(scale_kernel, aim_cuda_blocks(n, ADD_THREADS), ADD_THREADS, 0, y, s, x, n);
 	aim_cuda_launched("scale");
 }
+
+/* y[b, :] = a[b, :] + s[b]·x[b, :] (a NULL: 0); y may alias a or x. */
+__global__ void add_scaled_rows_kernel(float *y, const float *a, const float *s, const float *x,
+				       size_t total, size_t N)
+{
+	for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+	     i += (size_t)gridDim.x * blockDim.x)
+		y[i] = (a ? a[i] : 0.0f) + s[i / N] * x[i];
+}
+
+void cuda_add_scaled_rows(float *y, const float *a, const float *s, const float *x, int B,
+			  size_t N)
+{
+	if (B <= 0 || !N)
+		return;
+	size_t total = (size_t)B * N;
+	AIM_LAUNCH(add_scaled_rows_kernel, aim_cuda_blocks(total, ADD_THREADS), ADD_THREADS, 0, y, a,
+		   s, x, total, N);
+	aim_cuda_launched("add_scaled_rows");
+}

@@ -62,5 +62,7 @@ void cuda_add_fwd(float *y, const float *a, const float *b, size_t n);
 void cuda_add_rows(float *y, const float *t, int B, size_t N);
 void cuda_axpy(float *y, float s, const float *x, size_t n);
 void cuda_scale(float *y, float s, const float *x, size_t n);
+void cuda_add_scaled_rows(float *y, const float *a, const float *s, const float *x, int B,
+			  size_t N);
 
 #endif

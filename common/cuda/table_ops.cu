@@ -48,4 +48,5 @@ void aim_cuda_fill_ops(aim_backend *t)
 	t->swiglu_fwd = cuda_swiglu_fwd;
 	t->swiglu_bwd = cuda_swiglu_bwd;
 	t->linear_gelu_fwd = cuda_linear_gelu_fwd;
+	t->add_scaled_rows = cuda_add_scaled_rows;
 }

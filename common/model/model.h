@@ -146,6 +146,11 @@ typedef struct {
 	const float *mask_token;
 	float *mask_token_grad;
 	int train_blocks;          /* training: run (and keep) blocks 0..n-1 only (0: all) */
+	/* Stochastic depth (training): host [depth, 2, B], the factor of block
+	 * l's attention branch (l·2B + b) and MLP branch (l·2B + B + b) for
+	 * sample b — 0 for a dropped branch, 1/keep for a kept one. NULL: every
+	 * branch whole. */
+	const float *branch_scale;
 } aim_forward_opts;
 
 typedef struct aim_model aim_model;

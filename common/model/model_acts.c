@@ -80,6 +80,8 @@ static int plan_acts(aim_model *m, size_t N, int B, int K, int train, const unsi
 		ACT(s->dh2, N * Hm);
 		ACT(s->dh3, N * Hm3);
 		ACT(s->dqkv, N * 3 * D);
+		ACT(s->bscale, 2 * (size_t)c->depth * N); /* B <= N */
+		ACT(s->dbr, N * D);
 	}
 #undef ACT
 	return n;
@@ -122,7 +124,7 @@ int aim_trunk_alloc_acts(aim_model *m, size_t N, int B, int K, int train, const 
 {
 	struct aim_model_state *s = m->st;
 	int depth = m->cfg.depth;
-	int cap = 26 + (13 + AIM_LORA_NT) * (depth + 1);
+	int cap = 30 + (13 + AIM_LORA_NT) * (depth + 1);
 	act_entry *e = malloc(cap * sizeof *e);
 	if (!e)
 		return aim_error("out of memory");
@@ -138,6 +140,10 @@ int aim_trunk_alloc_acts(aim_model *m, size_t N, int B, int K, int train, const 
 	aim_trunk_drop_acts(m);
 	size_t capN = N;
 	int n = plan_acts(m, capN, B, K, train, keep, e, cap);
+	if (n > cap) { /* the table above grew past cap: a programming error */
+		free(e);
+		return aim_error("activation plan of %d entries exceeds %d", n, cap);
+	}
 	size_t total = 0;
 	for (int i = 0; i < n; i++)
 		total += (e[i].n + 15) & ~(size_t)15;

@@ -115,7 +115,10 @@ void aim_trunk_put_mask_tokens_bwd(aim_model *m, float *dx)
 /* ---- one block ---------------------------------------------------------- */
 
 /*   mid  = xin + proj(attn(qkv(N₁ xin)))
- *   xout = mid + fc2(MLP(N₂ mid)) — the residual adds ride on the GEMMs. */
+ *   xout = mid + fc2(MLP(N₂ mid)) — the residual adds ride on the GEMMs,
+ * except under stochastic depth: there each branch is computed apart and
+ * joins the residual scaled per sample (0: dropped; 1/keep: kept), as
+ * timm's DropPath(x) = x·bernoulli(keep)/keep on the branch. */
 void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, int K,
 			 aim_mask_kind mask, const int *prefix)
 {
@@ -126,9 +129,14 @@ void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, 
 	aim_trunk_norm_fwd(m, io->ln, io->mean1, io->rstd1, io->xin, bp->ln1_w, bp->ln1_b, N);
 	block_linear(m, l, LIN_QKV, io->qkv, io->ln, N, D, 3 * D, 0, io->xa[LIN_QKV]);
 	be->attention_fwd(io->att, io->lse, io->qkv, nb, K, H, D / H, mask, prefix);
-	if (io->mid != io->xin)
-		be->copy(io->mid, io->xin, (size_t)N * D * sizeof(float));
-	block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1, io->xa[LIN_PROJ]);
+	if (io->sc_att) {
+		block_linear(m, l, LIN_PROJ, io->branch, io->att, N, D, D, 0, io->xa[LIN_PROJ]);
+		be->add_scaled_rows(io->mid, io->xin, io->sc_att, io->branch, nb, (size_t)K * D);
+	} else {
+		if (io->mid != io->xin)
+			be->copy(io->mid, io->xin, (size_t)N * D * sizeof(float));
+		block_linear(m, l, LIN_PROJ, io->mid, io->att, N, D, D, 1, io->xa[LIN_PROJ]);
+	}
 	aim_trunk_norm_fwd(m, io->ln, io->mean2, io->rstd2, io->mid, bp->ln2_w, bp->ln2_b, N);
 	/* Inference keeps no pre-activation (fc1 is h): the backend may apply
 	 * the GELU inside the product, unless a LoRA update joins it first. */
@@ -143,6 +151,11 @@ void aim_trunk_block_fwd(const aim_model *m, int l, const block_io *io, int nb, 
 		} else {
 			be->gelu_fwd(io->h, io->fc1, (size_t)N * Hm);
 		}
+	}
+	if (io->sc_mlp) { /* (not with adapters: the forward refuses them) */
+		block_linear(m, l, LIN_FC2, io->branch, io->h, N, Hm, D, 0, io->xa[LIN_FC2]);
+		be->add_scaled_rows(io->xout, io->mid, io->sc_mlp, io->branch, nb, (size_t)K * D);
+		return;
 	}
 	if (io->xout != io->mid)
 		be->copy(io->xout, io->mid, (size_t)N * D * sizeof(float));
@@ -173,8 +186,12 @@ void aim_trunk_block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 	/* MLP branch: out = mid + fc2(MLP(N2(mid))), through the adapter on the
 	 * MLP's output when there is one */
 	const float *dmlp = dres;
+	const float *sc_att = s->has_bscale ? s->bscale + (size_t)l * 2 * B : NULL;
 	int a = tune_adapter(m);
-	if (a) {
+	if (s->has_bscale) { /* the MLP branch's share: its factor times dres */
+		be->add_scaled_rows(s->dbr, NULL, sc_att + B, dres, B, (size_t)K * D);
+		dmlp = s->dbr;
+	} else if (a) {
 		aim_adapter_bwd(be, &m->tune->adp[l], &m->tune->gadp[l], s->dm, dres, s->mo_l[l],
 				s->hpre_l[l], s->ah, s->adz, N, D, a);
 		dmlp = s->dm;
@@ -202,7 +219,12 @@ void aim_trunk_block_bwd(aim_model *m, int l, int B, int K, const int *prefix)
 			   s->rstd2[l], N);
 	/* attention branch: mid = x + proj(attn(qkv(N1(x)))) */
 	be->zero(s->dtmp, ND * sizeof(float));
-	block_linear_bwd(m, l, LIN_PROJ, s->dtmp, s->dmid, s->att_l[l], N, D, D);
+	const float *datt = s->dmid;
+	if (sc_att) { /* the attention branch's share of dmid */
+		be->add_scaled_rows(s->dbr, NULL, sc_att, s->dmid, B, (size_t)K * D);
+		datt = s->dbr;
+	}
+	block_linear_bwd(m, l, LIN_PROJ, s->dtmp, datt, s->att_l[l], N, D, D);
 	be->zero(s->dqkv, ND * 3 * sizeof(float));
 	be->attention_bwd(s->dqkv, s->dtmp, s->qkv_l[l], s->att_l[l], s->lse_l[l], B, K, H, D / H,
 			  s->mask, prefix);

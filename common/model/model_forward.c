@@ -139,6 +139,8 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 				return aim_error("no block output requested");
 		}
 	}
+	if (o->train && o->branch_scale && tune_adapter(m))
+		return aim_error("stochastic depth with bottleneck adapters is not supported");
 	if (Np && (o->order || (o->mask_token && o->nmasked)))
 		return aim_error("prompt tokens with a sequence order or masked tokens are not supported");
 	if (aim_trunk_ensure_pos(m, rows, cols, o->order) < 0 ||
@@ -183,6 +185,9 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 	}
 
 	/* Training: every activation kept. */
+	s->has_bscale = o->branch_scale != NULL;
+	if (s->has_bscale)
+		be->upload(s->bscale, o->branch_scale, sizeof(float) * 2 * (size_t)c->depth * B);
 	embed(m, s->res[0], patches, 0, B, s->patch_out, s->pmean, s->prstd);
 	for (int l = 0; l <= last; l++) {
 		float **xa = s->lora_xa + (size_t)l * AIM_LORA_NT;
@@ -194,6 +199,9 @@ int aim_model_forward(aim_model *m, const float *patches, int B, int rows, int c
 			.mean2 = s->mean2[l], .rstd2 = s->rstd2[l],
 			.xa = {xa[0], xa[1], xa[2], xa[3], xa[4]},
 			.mo = s->mo_l[l], .hpre = s->hpre_l[l], .az = s->ah,
+			.sc_att = s->has_bscale ? s->bscale + (size_t)l * 2 * B : NULL,
+			.sc_mlp = s->has_bscale ? s->bscale + (size_t)l * 2 * B + B : NULL,
+			.branch = s->dtmp, /* the backward's scratch, free now */
 		};
 		if (l > 0 && prompt_at(m, l))
 			put_prompts(be, s->res[l], prompt_at(m, l), B, K, Np, D);

@@ -42,6 +42,11 @@ struct aim_model_state {
 	float **mean1, **rstd1, **mean2, **rstd2;
 	float *patch_out, *pmean, *prstd, *post_mean, *post_rstd;
 	float *dres, *dmid, *dtmp, *dh1, *dh2, *dh3, *dqkv;
+	/* stochastic depth: the branches' factors of the last forward
+	 * (backend memory, [depth, 2, B]; has_bscale 0: none), a branch's
+	 * gradient */
+	float *bscale, *dbr;
+	int has_bscale;
 	/* adaptation: LoRA's s·x·Aᵀ per (block, target) and its scratch; the
 	 * adapter's MLP output and bottleneck per block, scratch; prompts: the
 	 * patch tokens' embedding before they join the sequence, and where
@@ -117,6 +122,11 @@ typedef struct {
 	float *mean1, *rstd1, *mean2, *rstd2;
 	float *xa[AIM_LORA_NT];   /* LoRA: s·x·Aᵀ per target (kept in training) */
 	float *mo, *hpre, *az;    /* adapter: MLP output, bottleneck, scratch */
+	/* stochastic depth: per-sample factors of the attention and MLP
+	 * branches (backend memory, [nb]; NULL: whole), and a branch's
+	 * output before it joins the residual */
+	const float *sc_att, *sc_mlp;
+	float *branch;
 } block_io;
 
 /* One block's forward over nb samples of K tokens, and its backward over

@@ -19,7 +19,7 @@
 
 #include "ops.h"
 
-#define AIM_BACKEND_ABI 5
+#define AIM_BACKEND_ABI 6
 
 typedef struct aim_backend {
 	int abi;             /* AIM_BACKEND_ABI */
@@ -134,6 +134,13 @@ typedef struct aim_backend {
 	 * is the tanh approximation, not the exact GELU). */
 	void (*linear_gelu_fwd)(float *y, const float *x, const float *w, const float *b,
 				int M, int in, int out);
+
+	/* ---- ABI 6 ---- */
+	/* y[b, :] = a[b, :] + s[b]·x[b, :] over B rows of N (a NULL: 0), s in
+	 * backend memory: stochastic depth's residual add of a branch and the
+	 * branch's gradient (aim_add_scaled_rows). */
+	void (*add_scaled_rows)(float *y, const float *a, const float *s, const float *x, int B,
+				size_t N);
 } aim_backend;
 
 /* The built-in CPU backend. */

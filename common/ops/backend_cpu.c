@@ -222,6 +222,7 @@ static const aim_backend cpu = {
 	.swiglu_fwd = aim_swiglu_fwd,
 	.swiglu_bwd = aim_swiglu_bwd,
 	.linear_gelu_fwd = cpu_linear_gelu_fwd,
+	.add_scaled_rows = aim_add_scaled_rows,
 };
 
 const aim_backend *aim_backend_cpu(void) { return &cpu; }

@@ -124,6 +124,11 @@ void aim_add_rows(float *y, const float *t, int B, size_t N);
 void aim_axpy(float *y, float s, const float *x, size_t n);
 /* y[i] = s · x[i] (y may alias x) */
 void aim_scale(float *y, float s, const float *x, size_t n);
+/* y[b, :] = a[b, :] + s[b]·x[b, :] over B rows of N (a NULL: 0); y may
+ * alias a or x. Stochastic depth: a residual add of a branch kept or
+ * dropped per sample, and the branch's gradient. */
+void aim_add_scaled_rows(float *y, const float *a, const float *s, const float *x, int B,
+			 size_t N);
 
 /* The fixed 2-D sin-cos position table for a rows × cols grid, [rows·cols, D]
  * in raster order, exactly as the published AIM code builds it: the first

@@ -27,6 +27,22 @@ void aim_axpy(float *y, float s, const float *x, size_t n)
 		y[i] += s * x[i];
 }
 
+void aim_add_scaled_rows(float *y, const float *a, const float *s, const float *x, int B,
+			 size_t N)
+{
+	#pragma omp parallel for schedule(static) if ((size_t)B * N > ADD_PAR)
+	for (int b = 0; b < B; b++) {
+		float *yb = y + (size_t)b * N, sb = s[b];
+		const float *xb = x + (size_t)b * N, *ab = a ? a + (size_t)b * N : NULL;
+		if (ab)
+			for (size_t i = 0; i < N; i++)
+				yb[i] = ab[i] + sb * xb[i];
+		else
+			for (size_t i = 0; i < N; i++)
+				yb[i] = sb * xb[i];
+	}
+}
+
 void aim_scale(float *y, float s, const float *x, size_t n)
 {
 	#pragma omp parallel for simd schedule(static) if (n > ADD_PAR)

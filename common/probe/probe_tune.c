@@ -12,6 +12,7 @@
 #include "safetensors.h"
 #include "probe_data.h"
 #include "train_optim.h"
+#include "train_rng.h"
 
 static int add_tensor(aim_tune_trainer *t, const char *name, float *w, float *g, long n,
 		      int decay, double scale)
@@ -129,10 +130,38 @@ void aim_tune_trainer_free(aim_tune_trainer *t)
 	free(t->hgrad);
 	free(t->feat), free(t->pooled), free(t->xhat), free(t->mean), free(t->rstd);
 	free(t->logits), free(t->dlogits), free(t->dxhat), free(t->dfeat);
+	free(t->drop_factors);
 	if (t->dx)
 		be->free(t->dx);
 	free_feature_buffers(t);
 	memset(t, 0, sizeof *t);
+}
+
+int aim_tune_trainer_set_drop_path(aim_tune_trainer *t, double rate, uint64_t seed)
+{
+	if (!(rate >= 0 && rate < 1))
+		return aim_error("stochastic depth rate %g is not in [0, 1)", rate);
+	if (rate > 0 && t->m->tune && t->m->tune->cfg.kind == AIM_TUNE_ADAPTER)
+		return aim_error("stochastic depth with bottleneck adapters is not supported");
+	t->drop_path = rate;
+	t->drop_seed = seed;
+	return AIM_OK;
+}
+
+void aim_drop_path_factors(double rate, int depth, uint64_t seed, int64_t first, int b,
+			   float *out)
+{
+	for (int l = 0; l < depth; l++) {
+		double p = depth > 1 ? rate * l / (depth - 1) : 0;
+		float kept = (float)(1.0 / (1.0 - p));
+		for (int j = 0; j < 2; j++)
+			for (int i = 0; i < b; i++) {
+				uint64_t at = ((uint64_t)(first + i) * (uint64_t)depth + (uint64_t)l) * 2 + j;
+				double u = (double)(aim_rng_at(seed, AIM_RNG_DROP_PATH, at) >> 11) *
+					   (1.0 / 9007199254740992.0);
+				out[((size_t)l * 2 + j) * b + i] = u < p ? 0.0f : kept;
+			}
+	}
 }
 
 const float *aim_tune_trainer_head_grad(const aim_tune_trainer *t)
@@ -167,6 +196,8 @@ static int ensure(aim_tune_trainer *t, int64_t b, int64_t K, size_t nx)
 		t->dlogits = malloc((size_t)(b * C) * sizeof(float));
 		t->mean = malloc((size_t)D * sizeof(float));
 		t->rstd = malloc((size_t)D * sizeof(float));
+		free(t->drop_factors);
+		t->drop_factors = malloc((size_t)(2 * t->m->cfg.depth * b) * sizeof(float));
 		t->dfeat_dev = be->alloc(nf * sizeof(float));
 		if (t->post_norm) {
 			t->avg_dev = be->alloc(nf * sizeof(float));
@@ -176,7 +207,7 @@ static int ensure(aim_tune_trainer *t, int64_t b, int64_t K, size_t nx)
 		t->cap_f = nf;
 		t->cap_b = b;
 		if (!t->feat || !t->pooled || !t->xhat || !t->dxhat || !t->dfeat || !t->logits ||
-		    !t->dlogits || !t->mean || !t->rstd || !t->dfeat_dev ||
+		    !t->dlogits || !t->mean || !t->rstd || !t->dfeat_dev || !t->drop_factors ||
 		    (t->post_norm && (!t->avg_dev || !t->davg_dev || !t->pstats_dev))) {
 			t->cap_f = 0;
 			t->cap_b = 0;
@@ -188,7 +219,8 @@ static int ensure(aim_tune_trainer *t, int64_t b, int64_t K, size_t nx)
 
 /* One micro-batch of b images: forward, loss (weighted by w), backward. */
 static int micro_step(aim_tune_trainer *t, const float *x, const int64_t *y, int b, int rows,
-		      int cols, double w, double *loss, int64_t *correct, float *logits_out)
+		      int cols, double w, int64_t first, double *loss, int64_t *correct,
+		      float *logits_out)
 {
 	aim_model *m = t->m;
 	const aim_backend *be = m->be;
@@ -200,6 +232,11 @@ static int micro_step(aim_tune_trainer *t, const float *x, const int64_t *y, int
 		return AIM_ERR;
 	be->upload(t->dx, x, nx * sizeof(float));
 	aim_forward_opts fo = {.mask = AIM_MASK_NONE, .train = 1, .train_blocks = t->top + 1};
+	if (t->drop_path > 0) {
+		aim_drop_path_factors(t->drop_path, m->cfg.depth, t->drop_seed, first, b,
+				      t->drop_factors);
+		fo.branch_scale = t->drop_factors;
+	}
 	if (aim_model_forward(m, t->dx, b, rows, cols, &fo) < 0)
 		return AIM_ERR;
 	/* the average of the blocks (AIMv2: kept, and its post-trunk norm) */
@@ -287,10 +324,11 @@ int aim_tune_trainer_gradients(aim_tune_trainer *t, const float *x, const int64_
 	size_t per = (size_t)rows * cols * m->cfg.channels * m->cfg.patch * m->cfg.patch;
 	for (int s = 0; s < n; s += t->micro) {
 		int b = n - s < t->micro ? n - s : t->micro;
-		if (micro_step(t, x + (size_t)s * per, y + s, b, rows, cols, (double)b / n, loss,
-			       correct, logits ? logits + (size_t)s * C : NULL) < 0)
+		if (micro_step(t, x + (size_t)s * per, y + s, b, rows, cols, (double)b / n,
+			       t->seen + s, loss, correct, logits ? logits + (size_t)s * C : NULL) < 0)
 			return AIM_ERR;
 	}
+	t->seen += n;
 	return AIM_OK;
 }
 

@@ -23,7 +23,14 @@
  * tables). Full fine-tuning with layer-wise decay d (BEiT/MAE): block i's
  * tensors learn at lr·d^(depth − i), the patch embedding (its norm and a
  * learned position table included) at lr·d^(depth+1), the post-trunk norm
- * (AIMv2: the features read it; AIM v1: not trained) and the head at lr. */
+ * (AIMv2: the features read it; AIM v1: not trained) and the head at lr.
+ *
+ * Stochastic depth (aim_tune_trainer_set_drop_path, rate p): block l's
+ * attention and MLP branches are each dropped for a sample with
+ * probability p·l/(depth − 1) and scaled by 1/(1 − that) when kept —
+ * timm's DropPath with the linear rule of DeiT and MAE fine-tuning; the
+ * draws are a function of (seed, sample number, block, branch), so
+ * micro-batches draw what the whole batch would. */
 #ifndef AIM_PROBE_TUNE_H
 #define AIM_PROBE_TUNE_H
 
@@ -67,6 +74,12 @@ typedef struct {
 	size_t cap_x, cap_f;
 	int64_t cap_b;
 	long step;
+	/* stochastic depth: rate, seed, images trained so far (numbering the
+	 * draws), the factors of one micro-batch (host, [depth, 2, cap_b]) */
+	double drop_path;
+	uint64_t drop_seed;
+	int64_t seen;
+	float *drop_factors;
 } aim_tune_trainer;
 
 /* m carries its adaptation already (aim_model_set_tune; frozen), or none
@@ -75,6 +88,16 @@ typedef struct {
 int aim_tune_trainer_init(aim_tune_trainer *t, aim_model *m, aim_head *h, const int *layers,
 			  int nl, int micro, double smoothing, double layer_decay);
 void aim_tune_trainer_free(aim_tune_trainer *t);
+
+/* Stochastic depth at rate (0: none; below 1) with draws from seed. Not
+ * with bottleneck adapters (their residual is the MLP branch's own). */
+int aim_tune_trainer_set_drop_path(aim_tune_trainer *t, double rate, uint64_t seed);
+
+/* The branch factors of samples first .. first+b-1 at rate over depth
+ * blocks: out[(l·2 + j)·b + i] for block l, branch j (0 attention, 1 MLP),
+ * sample first+i: 0 (dropped) or 1/(1 − rate_l) (kept). */
+void aim_drop_path_factors(double rate, int depth, uint64_t seed, int64_t first, int b,
+			   float *out);
 
 /* Gradients of the mean loss over n images x [n, rows·cols, P] (host F32),
  * labels y in [0, C). Zeroes the gradients first. Returns the mean loss in

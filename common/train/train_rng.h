@@ -20,6 +20,7 @@ enum aim_rng_stream {
 	AIM_RNG_ORDER = 4,  /* the fixed random order (train_variant.h) */
 	AIM_RNG_MASK = 5,   /* masked places of training sample g */
 	AIM_RNG_VAL_MASK = 6, /* masked places of validation sample g */
+	AIM_RNG_DROP_PATH = 7, /* stochastic depth of fine-tuning sample g (probe_tune.h) */
 };
 
 /* SplitMix64 finaliser: a bijective 64-bit mix. */

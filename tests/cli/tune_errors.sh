@@ -27,6 +27,19 @@ expect 2 "--adapter-out: full fine-tuning" probe -m "$M" --tune full --adapter-o
 expect 2 "--model-out: only --tune full" probe -m "$M" --tune lora --model-out "$work/m" $o "$P"
 expect 2 "--accum 9: more micro-batches" probe -m "$M" --tune lora --batch 8 --accum 9 $o "$P"
 expect 2 "need --tune" probe -m "$M" --accum 2 $o "$P"
+expect 2 "need --tune" probe -m "$M" --drop-path 0.1 $o "$P"
+expect 2 "--drop-path: not with --tune adapter" probe -m "$M" --tune adapter --drop-path 0.1 $o "$P"
+expect 2 "--drop-path" probe -m "$M" --tune full --drop-path 1 $o "$P"
+
+# stochastic depth: rate 0 is the plain step, bit for bit; a rate changes
+# the training, and the same seed repeats it
+probe -m "$M" --tune full --epochs 1 -o "$work/d0.safetensors" "$P"
+probe -m "$M" --tune full --epochs 1 --drop-path 0 -o "$work/d00.safetensors" "$P"
+cmp -s "$work/d0.safetensors" "$work/d00.safetensors" || fail "--drop-path 0 changed the head"
+probe -m "$M" --tune full --epochs 1 --drop-path 0.5 -o "$work/d5.safetensors" "$P"
+probe -m "$M" --tune full --epochs 1 --drop-path 0.5 -o "$work/d5b.safetensors" "$P"
+cmp -s "$work/d0.safetensors" "$work/d5.safetensors" && fail "--drop-path 0.5 changed nothing"
+cmp -s "$work/d5.safetensors" "$work/d5b.safetensors" || fail "--drop-path 0.5 did not repeat"
 
 # a LoRA adapter of rank 2 on every linear layer, and a prompt adapter
 probe -m "$M" --tune lora --lora-rank 2 --lora-targets qkv,proj,fc1,fc2 --epochs 1 \

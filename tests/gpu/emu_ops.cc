@@ -166,6 +166,13 @@ static void test_elementwise(void)
 	cuda_scale(y.data(), -1.7f, y.data(), n);
 	aim_scale(yc.data(), -1.7f, yc.data(), n);
 	compare("scale (aliased)", y.data(), yc.data(), n, 1e-7);
+	const float sr[4] = {0, 1.25f, 2.5f, 1};
+	cuda_add_scaled_rows(y.data(), a.data(), sr, b.data(), 4, 250);
+	aim_add_scaled_rows(yc.data(), a.data(), sr, b.data(), 4, 250);
+	compare("add_scaled_rows", y.data(), yc.data(), n, 1e-7);
+	cuda_add_scaled_rows(y.data(), NULL, sr, y.data(), 4, 250);
+	aim_add_scaled_rows(yc.data(), NULL, sr, yc.data(), 4, 250);
+	compare("add_scaled_rows (no a, aliased)", y.data(), yc.data(), n, 1e-7);
 
 	auto x = rnd(n, 5), g = rnd(n), dx = rnd(n), dxc = dx;
 	std::vector<float> gy(n), gyc(n);

@@ -58,6 +58,8 @@ static void test_empty(void)
 	gpu->add_rows(d, d, 4, 0);
 	gpu->axpy(d, 1, d, 0);
 	gpu->scale(d, 1, d, 0);
+	gpu->add_scaled_rows(d, d, d, d, 0, 4);
+	gpu->add_scaled_rows(d, NULL, d, d, 4, 0);
 	gpu->gelu_fwd(d, d, 0);
 	gpu->gelu_bwd(d, d, d, 0);
 	gpu->softmax_fwd(d, d, 0, 5);
@@ -111,6 +113,17 @@ static void test_elementwise(size_t n)
 	gpu->scale(dy, 1.9f, dy, n);
 	snprintf(what, sizeof what, "scale aliased n=%zu", n);
 	expect_dev(what, dy, y, n, 1e-6);
+	float sr[7] = {0, 1.25f, 1, 0, 2.5f, 0.5f, 1.25f};
+	float *dsr = to_gpu(sr, sizeof sr);
+	cpu->add_scaled_rows(y, a, sr, b, 7, N);
+	gpu->add_scaled_rows(dy, da, dsr, db, 7, N);
+	snprintf(what, sizeof what, "add_scaled_rows B=7 N=%zu", N);
+	expect_dev(what, dy, y, 7 * N, 1e-6);
+	cpu->add_scaled_rows(y, NULL, sr, y, 7, N); /* the gradient's form, aliased */
+	gpu->add_scaled_rows(dy, NULL, dsr, dy, 7, N);
+	snprintf(what, sizeof what, "add_scaled_rows aliased B=7 N=%zu", N);
+	expect_dev(what, dy, y, 7 * N, 1e-6);
+	gpu->free(dsr);
 
 	/* GELU over a wide range, both tails included */
 	float *x = rand_host(n, 8), *g = rand_host(n, 1), *dx = rand_host(n, 1);

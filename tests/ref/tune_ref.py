@@ -112,8 +112,10 @@ def norm_of(mcfg):
     return lambda x, sd, n: ln(x, sd[n + ".weight"], sd[n + ".bias"])
 
 
-def trunk(sd, mcfg, patches, rows, cols, kind=None, acfg=None, ad=None):
-    """patches [B, K, P] -> list of block outputs [B, K, D] (patch tokens)."""
+def trunk(sd, mcfg, patches, rows, cols, kind=None, acfg=None, ad=None, drop=None):
+    """patches [B, K, P] -> list of block outputs [B, K, D] (patch tokens).
+    drop: stochastic depth, [depth, 2, B] factors of each block's attention
+    and MLP branch per sample (timm's DropPath: x + branch * factor)."""
     D, H, depth = mcfg["embed_dim"], mcfg["num_heads"], mcfg["num_blocks"]
     hd = D // H
     opt = lambda n: sd.get(n)
@@ -154,7 +156,8 @@ def trunk(sd, mcfg, patches, rows, cols, kind=None, acfg=None, ad=None):
         h = N(x, sd, pre + "norm_1")
         qkv = linear(h, pre + "attn.qkv", bias=False).reshape(B, K, 3, H, hd).permute(2, 0, 3, 1, 4)
         a = torch.softmax(qkv[0] @ qkv[1].transpose(-2, -1) / math.sqrt(hd), -1) @ qkv[2]
-        x = x + linear(a.transpose(1, 2).reshape(B, K, D), pre + "attn.proj")
+        branch = linear(a.transpose(1, 2).reshape(B, K, D), pre + "attn.proj")
+        x = x + (branch if drop is None else branch * drop[i, 0][:, None, None])
         h = N(x, sd, pre + "norm_2")
         if is_v2(mcfg):
             m = linear(F.silu(linear(h, pre + "mlp.fc1")) * linear(h, pre + "mlp.fc3"), pre + "mlp.fc2")
@@ -164,7 +167,7 @@ def trunk(sd, mcfg, patches, rows, cols, kind=None, acfg=None, ad=None):
             q = "adapter.blocks.%d." % i
             m = m + F.linear(F.gelu(F.linear(m, ad[q + "down.weight"], ad[q + "down.bias"])),
                              ad[q + "up.weight"], ad[q + "up.bias"])
-        x = x + m
+        x = x + (m if drop is None else m * drop[i, 1][:, None, None])
         outs.append(x[:, Np:])
     return outs
 
@@ -398,9 +401,14 @@ def cmd_check(d, kind, adapter, dump, layers, micro):
         train[k] = head[k]
     n = x.shape[0]
     loss, logits = 0, []
+    drop = torch.from_numpy(got["drop.factors"]) if "drop.factors" in got else None
+    if drop is not None:
+        rate = drop.eq(0).float().mean().item()
+        print(f"stochastic depth: {rate:.0%} of the branches dropped")
     for s in range(0, n, micro):
         xb, yb = x[s:s + micro], y[s:s + micro]
-        fb = features(trunk(sd, mcfg, xb, rows, cols, kind, acfg, ad), layers, sd, mcfg)
+        db = None if drop is None else drop[:, :, s:s + micro]
+        fb = features(trunk(sd, mcfg, xb, rows, cols, kind, acfg, ad, db), layers, sd, mcfg)
         lg = head_train(head, fb, mcfg["num_heads"])
         logits.append(lg)
         loss = loss + F.cross_entropy(lg, yb, label_smoothing=0.1) * (xb.shape[0] / n)

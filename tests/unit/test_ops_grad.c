@@ -353,6 +353,11 @@ static void test_elementwise(void)
 	CHECK(y[0] == 10 && y[5] == 22);
 	aim_scale(y, 0.5f, y, 6);
 	CHECK(y[0] == 5 && y[5] == 11);
+	float s2[2] = {0, 1.25f};
+	aim_add_scaled_rows(y, a, s2, b, 2, 3); /* row 0 dropped, row 1 kept */
+	CHECK(y[0] == 1 && y[2] == 3 && y[3] == 4 + 1.25f * 3 && y[5] == 6 + 1.25f * 1);
+	aim_add_scaled_rows(y, NULL, s2, b, 2, 3);
+	CHECK(y[0] == 0 && y[1] == 0 && y[4] == 1.25f * 2);
 }
 
 int main(void)

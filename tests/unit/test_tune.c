@@ -333,6 +333,18 @@ static int dump(char **argv)
 	aim_tune_trainer tr;
 	if (aim_tune_trainer_init(&tr, m, &h, tf.layers, tf.nl, micro, 0.1, 0.75) < 0)
 		die();
+	/* stochastic depth (argument 9): its branch factors go into the dump
+	 * for the reference to apply */
+	double drop = argv[9] ? atof(argv[9]) : 0;
+	if (aim_tune_trainer_set_drop_path(&tr, drop, 11) < 0)
+		die();
+	if (drop > 0) {
+		int64_t fsz[3] = {m->cfg.depth, 2, Bn};
+		float *fac = malloc((size_t)(2 * m->cfg.depth * Bn) * sizeof(float));
+		aim_drop_path_factors(drop, m->cfg.depth, 11, 0, (int)Bn, fac);
+		aim_record_add(&o, "drop.factors", AIM_F32, 3, fsz, fac);
+		free(fac);
+	}
 	int C = h.cfg.classes;
 	float *logits = malloc((size_t)Bn * C * sizeof(float));
 	double loss;
@@ -381,7 +393,7 @@ static int dump(char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc == 9 && !strcmp(argv[1], "dump"))
+	if ((argc == 9 || argc == 10) && !strcmp(argv[1], "dump"))
 		return dump(argv);
 	uint64_t s = 1;
 	R = malloc((size_t)B * KP * 8 * sizeof(float));
@@ -414,6 +426,36 @@ int main(int argc, char **argv)
 	CHECK_MSG(strstr(aim_errmsg(), "fc3") != NULL, "error '%s'", aim_errmsg());
 	aim_tune_free(t3);
 	aim_model_free(v1);
+
+	/* stochastic depth's draws: block 0 whole, block l dropped at about
+	 * rate·l/(depth−1), kept branches scaled by 1/(1 − that), the same
+	 * factors for a sample whichever micro-batch it is in */
+	enum { DB = 4000, DL = 5 };
+	float *fac = malloc(sizeof(float) * 2 * DL * DB), part[2 * DL * 7];
+	aim_drop_path_factors(0.4, DL, 3, 100, DB, fac);
+	for (int l = 0; l < DL; l++)
+		for (int j = 0; j < 2; j++) {
+			double p = 0.4 * l / (DL - 1), dropped = 0;
+			for (int i = 0; i < DB; i++) {
+				float f = fac[(l * 2 + j) * DB + i];
+				dropped += f == 0;
+				CHECK(f == 0 || f == (float)(1 / (1 - p)));
+			}
+			CHECK_MSG(fabs(dropped / DB - p) < 0.03, "block %d branch %d: %.3f dropped, want %.3f",
+				  l, j, dropped / DB, p);
+		}
+	aim_drop_path_factors(0.4, DL, 3, 100 + 50, 7, part);
+	for (int l = 0; l < 2 * DL; l++)
+		for (int i = 0; i < 7; i++)
+			CHECK(part[l * 7 + i] == fac[l * DB + 50 + i]);
+	float *other = malloc(sizeof(float) * 2 * DL * DB);
+	aim_drop_path_factors(0.4, DL, 4, 100, DB, other); /* another seed: other draws */
+	int differ = 0;
+	for (int i = 0; i < 2 * DL * DB; i++)
+		differ += other[i] != fac[i];
+	CHECK_MSG(differ > DB, "seeds 3 and 4 differ in %d of %d factors", differ, 2 * DL * DB);
+	free(other);
+	free(fac);
 
 	unsigned bits;
 	CHECK(aim_lora_parse_targets("qkv,fc2", &bits) == 0 && bits == 9);
