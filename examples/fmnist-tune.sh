@@ -45,6 +45,14 @@ TRAIN_IMAGES=${TRAIN_IMAGES:-all}
 TEST_IMAGES=${TEST_IMAGES:-10000}
 METHODS=${METHODS:-frozen lora adapter prompt full}
 B="$TOP/build/bin"
+# the training images' augmentation, checked before any work is started
+case $AUGMENT in
+none) FEED="--resize 28" ;;
+flip) FEED="--transform train --scale 1,1 --ratio 1,1" ;;
+shift) FEED="--transform train --translate 2" ;;
+crop) FEED="--transform train --scale 0.8,1" ;;
+*) echo "AUGMENT: expected none, flip, shift or crop, not '$AUGMENT'" >&2; exit 2 ;;
+esac
 if ! ls "$OUT"/run/step-*.safetensors >/dev/null 2>&1; then
 	echo "no pretrained checkpoint in $OUT/run: running examples/fmnist.sh first" >&2
 	OUT="$OUT" THREADS="$THREADS" sh "$TOP/examples/fmnist.sh"
@@ -73,13 +81,6 @@ say() { printf '\n== %s (%ds)\n' "$*" $(( $(date +%s) - start )) >&2; }
 # One method: aim-probe -m on the training patches (shuffled passes from a
 # looping aim-patchify, augmented as AUGMENT says; or the subset file),
 # then aim-eval.
-case $AUGMENT in
-none) FEED="--resize 28" ;;
-flip) FEED="--transform train --scale 1,1 --ratio 1,1" ;;
-shift) FEED="--transform train --translate 2" ;;
-crop) FEED="--transform train --scale 0.8,1" ;;
-*) echo "AUGMENT: expected none, flip, shift or crop, not '$AUGMENT'" >&2; exit 2 ;;
-esac
 train() { # name epochs options...
 	name=$1 epochs=$2; shift 2
 	t0=$(date +%s)
