@@ -26,6 +26,14 @@ expect2 --jitter 0.4
 expect2 --log-augment x.tsv
 expect2 --shard 3/3
 expect2 --batch 0
+expect2 --translate 2
+grep -q -- "--translate" "$T/err" || fail "--translate without train: message names it"
+expect2 --transform train --translate -1
+expect2 --transform train --translate two
+expect2 --transform train --translate 2 --scale 0.8,1
+grep -q -- "--scale.*--translate" "$T/err" || fail "--translate with --scale: message names both"
+expect2 --transform train --ratio 1,1 --translate 2
+grep -q -- "--ratio.*--translate" "$T/err" || fail "--translate with --ratio: message names both"
 expect2 --preset aimv3-224
 grep -q "preset.*aimv3-224" "$T/err" || fail "--preset: message names the value"
 expect2 --preset aimv2-224 --channels 1
